@@ -1,0 +1,419 @@
+package es
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const tracerName = "github.com/cqrskit/cqrskit/es"
+
+// Repository loads and saves aggregates of type T from an event store. It
+// is safe for concurrent use; the aggregates it returns are not.
+type Repository[T Aggregate] struct {
+	store  event.Store
+	reg    *event.Registry
+	cfg    RepositoryConfig[T]
+	log    *slog.Logger
+	tracer trace.Tracer
+}
+
+// NewRepository returns a repository for aggregates of type T stored in
+// store, with payloads encoded and decoded by reg. Every problem of cfg is
+// reported at once, in an error satisfying errors.Is(err, ErrInvalidConfig).
+func NewRepository[T Aggregate](store event.Store, reg *event.Registry, cfg RepositoryConfig[T]) (*Repository[T], error) {
+	var errs []error
+	if isNil(store) {
+		errs = append(errs, errors.New("store: required"))
+	}
+	if reg == nil {
+		errs = append(errs, errors.New("registry: required"))
+	}
+	errs = append(errs, cfg.problems()...)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("es: new repository for %q: %w:\n%w", cfg.StreamType, ErrInvalidConfig, errors.Join(errs...))
+	}
+	cfg = cfg.withDefaults()
+	return &Repository[T]{
+		store:  store,
+		reg:    reg,
+		cfg:    cfg,
+		log:    cfg.Logger.With("stream_type", cfg.StreamType),
+		tracer: otel.Tracer(tracerName),
+	}, nil
+}
+
+// Stream returns the stream ID of the aggregate with ID id:
+// StreamType + "-" + id.
+func (r *Repository[T]) Stream(id string) string { return r.cfg.StreamType + "-" + id }
+
+// Load returns the current state of aggregate id. It starts from the
+// stream's snapshot when a usable one exists and replays the events after
+// it; a snapshot of another SnapshotVersion, or one that cannot be decoded,
+// is logged and ignored. A stream without events is an error satisfying
+// errors.Is(err, event.ErrStreamNotFound); an event the registry cannot
+// decode is an *event.DecodeError (use errors.As).
+//
+// When the snapshot policy says the replayed version is due, Load takes a
+// snapshot; a failure to store it is logged, never returned.
+func (r *Repository[T]) Load(ctx context.Context, id string) (T, error) {
+	ctx, span := r.startSpan(ctx, "es.Load", id)
+	defer span.End()
+	agg, err := r.load(ctx, id, 0)
+	return agg, endSpan(span, err)
+}
+
+// LoadAt returns aggregate id as it was at version: after its first version
+// events. A snapshot is used only if it is not newer than version. A
+// version the stream has not reached is an error satisfying
+// errors.Is(err, ErrVersionNotFound).
+func (r *Repository[T]) LoadAt(ctx context.Context, id string, version int64) (T, error) {
+	ctx, span := r.startSpan(ctx, "es.LoadAt", id)
+	defer span.End()
+	if version < 1 {
+		var zero T
+		return zero, endSpan(span, &event.ValidationError{Field: "version", Value: strconv.FormatInt(version, 10), Reason: "versions start at 1"})
+	}
+	agg, err := r.load(ctx, id, version)
+	return agg, endSpan(span, err)
+}
+
+// load replays aggregate id up to version at, or to the end when at is 0.
+func (r *Repository[T]) load(ctx context.Context, id string, at int64) (T, error) {
+	var zero T
+	if id == "" {
+		return zero, &event.ValidationError{Field: "id", Value: "", Reason: "aggregate ID must not be empty"}
+	}
+	stream := r.Stream(id)
+	agg, ok := r.fromSnapshot(ctx, stream, at)
+	if !ok {
+		var err error
+		if agg, err = r.newAggregate(); err != nil {
+			return zero, err
+		}
+	}
+	root := agg.Root()
+	root.id = id
+	for e, err := range r.store.Load(ctx, stream, root.version+1) {
+		if err != nil {
+			if errors.Is(err, event.ErrStreamNotFound) {
+				return zero, event.StreamNotFoundError(stream)
+			}
+			return zero, fmt.Errorf("load %s after version %d: %w", stream, root.version, err)
+		}
+		if at > 0 && e.Version > at {
+			break
+		}
+		if e.Version != root.version+1 {
+			return zero, fmt.Errorf("load %s: store returned event %s at version %d after version %d", stream, e.ID, e.Version, root.version)
+		}
+		data, err := r.reg.Decode(e)
+		if err != nil {
+			return zero, fmt.Errorf("load %s: %w", stream, err)
+		}
+		if err := agg.Apply(data); err != nil {
+			return zero, fmt.Errorf("load %s: apply event %s (%s) at version %d: %w", stream, e.ID, e.Type, e.Version, err)
+		}
+		root.version = e.Version
+	}
+	switch {
+	case root.version == 0:
+		return zero, event.StreamNotFoundError(stream)
+	case at > 0 && root.version < at:
+		return zero, fmt.Errorf("load %s at version %d: stream is at version %d: %w", stream, at, root.version, ErrVersionNotFound)
+	case at == 0:
+		r.maybeSnapshot(ctx, stream, agg)
+	}
+	return agg, nil
+}
+
+// fromSnapshot returns a new aggregate restored from the stream's snapshot,
+// and false when there is no usable snapshot. It never fails: anything
+// wrong with the snapshot means a full replay.
+func (r *Repository[T]) fromSnapshot(ctx context.Context, stream string, at int64) (T, bool) {
+	var zero T
+	if r.cfg.Snapshots == nil {
+		return zero, false
+	}
+	s, ok, err := r.cfg.Snapshots.LoadSnapshot(ctx, stream)
+	switch {
+	case err != nil:
+		r.log.WarnContext(ctx, "es: cannot load snapshot; replaying the stream", "stream", stream, "error", err)
+		return zero, false
+	case !ok, at > 0 && s.Version > at:
+		return zero, false
+	case s.SchemaVersion != r.cfg.SnapshotVersion:
+		r.log.WarnContext(ctx, "es: ignoring snapshot of another schema version; replaying the stream",
+			"stream", stream, "snapshot_version", s.Version,
+			"snapshot_schema_version", s.SchemaVersion, "want_schema_version", r.cfg.SnapshotVersion)
+		return zero, false
+	case s.StreamID != stream || s.Version < 1:
+		r.log.WarnContext(ctx, "es: ignoring invalid snapshot; replaying the stream",
+			"stream", stream, "snapshot_stream", s.StreamID, "snapshot_version", s.Version)
+		return zero, false
+	}
+	agg, err := r.newAggregate()
+	if err != nil {
+		return zero, false
+	}
+	if err := decodeSnapshot(agg, s.Data); err != nil {
+		r.log.WarnContext(ctx, "es: ignoring snapshot that cannot be decoded; replaying the stream",
+			"stream", stream, "snapshot_version", s.Version, "error", err)
+		return zero, false
+	}
+	root := agg.Root()
+	if len(root.pending) > 0 {
+		r.log.WarnContext(ctx, "es: ignoring snapshot: decoding it raised events; replaying the stream", "stream", stream)
+		return zero, false
+	}
+	root.version = s.Version
+	root.snapshotVersion = s.Version
+	return agg, true
+}
+
+// maybeSnapshot takes a snapshot of agg, which has no uncommitted events,
+// when the policy says so. Failures are logged: the events are stored, and
+// the snapshot is only a shortcut.
+func (r *Repository[T]) maybeSnapshot(ctx context.Context, stream string, agg T) {
+	root := agg.Root()
+	if r.cfg.Snapshots == nil || !r.cfg.SnapshotPolicy.ShouldSnapshot(root.snapshotVersion, root.version) {
+		return
+	}
+	data, err := encodeSnapshot(agg)
+	if err != nil {
+		r.log.WarnContext(ctx, "es: cannot encode snapshot", "stream", stream, "version", root.version, "error", err)
+		return
+	}
+	err = r.cfg.Snapshots.SaveSnapshot(ctx, Snapshot{
+		StreamID:      stream,
+		Version:       root.version,
+		SchemaVersion: r.cfg.SnapshotVersion,
+		Data:          data,
+		CreatedAt:     time.Now().UTC(),
+	})
+	if err != nil {
+		r.log.WarnContext(ctx, "es: cannot save snapshot", "stream", stream, "version", root.version, "error", err)
+		return
+	}
+	root.snapshotVersion = root.version
+}
+
+// Save appends agg's uncommitted events to its stream, expecting the stream
+// to be at the version agg was loaded at (event.NoStream for a new
+// aggregate), then clears them and advances agg's version. A stale
+// aggregate gets an error satisfying errors.Is(err,
+// event.ErrConcurrencyConflict) and keeps its uncommitted events. Saving an
+// aggregate without uncommitted events does nothing.
+//
+// Every event carries the metadata of ctx (see WithMetadata). After the
+// append, Save takes a snapshot when the policy says so; a snapshot failure
+// is logged, not returned, because the events are committed.
+func (r *Repository[T]) Save(ctx context.Context, agg T) error {
+	ctx, span := r.startSpan(ctx, "es.Save", idOf(agg))
+	defer span.End()
+	return endSpan(span, r.save(ctx, nil, agg))
+}
+
+// SaveTx is Save inside the caller's transaction, so the caller's own
+// writes commit with the events and their outbox rows. The store must
+// implement event.TxStore; otherwise the error satisfies
+// errors.Is(err, ErrTxUnsupported).
+//
+// agg's version advances when the append succeeds; if the caller then rolls
+// back, discard agg and load it again. SaveTx takes no snapshot, since the
+// transaction may still roll back; the next Save or Load takes it.
+func (r *Repository[T]) SaveTx(ctx context.Context, tx *sql.Tx, agg T) error {
+	ctx, span := r.startSpan(ctx, "es.SaveTx", idOf(agg))
+	defer span.End()
+	if _, ok := r.store.(event.TxStore); !ok {
+		return endSpan(span, fmt.Errorf("save %s aggregate in a transaction: store %T: %w", r.cfg.StreamType, r.store, ErrTxUnsupported))
+	}
+	if tx == nil {
+		return endSpan(span, errors.New("es: save in a transaction: tx is nil"))
+	}
+	return endSpan(span, r.save(ctx, tx, agg))
+}
+
+func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) error {
+	root, err := rootOf(agg)
+	if err != nil {
+		return err
+	}
+	if len(root.pending) == 0 {
+		return nil
+	}
+	if root.id == "" {
+		return fmt.Errorf("es: save %s aggregate: it has no ID; call SetID before the first save", r.cfg.StreamType)
+	}
+	stream := r.Stream(root.id)
+	expected := event.NoStream
+	if root.version > 0 {
+		expected = event.Exactly(root.version)
+	}
+	md := eventMetadata(ctx)
+	events := make([]event.Event, len(root.pending))
+	for i, p := range root.pending {
+		e, err := r.reg.NewEvent(p.data, withExtra(md, p.extra))
+		if err != nil {
+			return fmt.Errorf("save %s: event %d (%T): %w", stream, i, p.data, err)
+		}
+		if p.id != uuid.Nil {
+			e.ID = p.id
+		}
+		e.StreamID = stream
+		e.StreamType = r.cfg.StreamType
+		events[i] = e
+	}
+	var res event.AppendResult
+	if tx == nil {
+		res, err = r.store.Append(ctx, stream, expected, events)
+	} else {
+		ts, ok := r.store.(event.TxStore)
+		if !ok {
+			return fmt.Errorf("save %s in a transaction: store %T: %w", stream, r.store, ErrTxUnsupported)
+		}
+		res, err = ts.AppendTx(ctx, tx, stream, expected, events)
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", stream, err)
+	}
+	root.pending = nil
+	root.version = res.Version
+	// Snapshot only state that is exactly the stream's: not inside a
+	// transaction that may roll back, and not when the store skipped events
+	// as already stored (the stream may hold other events after them).
+	if tx == nil && len(res.Events) == len(events) {
+		r.maybeSnapshot(ctx, stream, agg)
+	}
+	return nil
+}
+
+// Create runs fn on a new aggregate with ID id and saves it, expecting its
+// stream to be empty: if aggregate id already exists the error satisfies
+// errors.Is(err, event.ErrConcurrencyConflict) and nothing is stored. An
+// error from fn is returned as is.
+func (r *Repository[T]) Create(ctx context.Context, id string, fn func(T) error) (T, error) {
+	ctx, span := r.startSpan(ctx, "es.Create", id)
+	defer span.End()
+	var zero T
+	if id == "" {
+		return zero, endSpan(span, &event.ValidationError{Field: "id", Value: "", Reason: "aggregate ID must not be empty"})
+	}
+	agg, err := r.newAggregate()
+	if err != nil {
+		return zero, endSpan(span, err)
+	}
+	agg.Root().id = id
+	if err := fn(agg); err != nil {
+		return zero, endSpan(span, err)
+	}
+	if err := r.save(ctx, nil, agg); err != nil {
+		return zero, endSpan(span, err)
+	}
+	return agg, endSpan(span, nil)
+}
+
+// Update loads aggregate id, runs fn on it and saves it. On a concurrency
+// conflict it runs the whole cycle again with a fresh load, up to
+// UpdateRetries times; after the last attempt the error still satisfies
+// errors.Is(err, event.ErrConcurrencyConflict). An error from fn is
+// returned as is, and nothing is saved.
+//
+// fn may run more than once: it must only change the aggregate.
+func (r *Repository[T]) Update(ctx context.Context, id string, fn func(T) error) (T, error) {
+	ctx, span := r.startSpan(ctx, "es.Update", id)
+	defer span.End()
+	var zero T
+	attempts := 1 + r.cfg.UpdateRetries
+	for attempt := 1; ; attempt++ {
+		agg, err := r.load(ctx, id, 0)
+		if err != nil {
+			return zero, endSpan(span, err)
+		}
+		if err := fn(agg); err != nil {
+			return zero, endSpan(span, err)
+		}
+		err = r.save(ctx, nil, agg)
+		switch {
+		case err == nil:
+			span.SetAttributes(attribute.Int("cqrskit.attempts", attempt))
+			return agg, endSpan(span, nil)
+		case !errors.Is(err, event.ErrConcurrencyConflict):
+			return zero, endSpan(span, err)
+		case attempt >= attempts:
+			return zero, endSpan(span, fmt.Errorf("update %s: gave up after %d attempts: %w", r.Stream(id), attempts, err))
+		}
+		r.log.DebugContext(ctx, "es: concurrency conflict; retrying update", "stream", r.Stream(id), "attempt", attempt)
+		if err := ctx.Err(); err != nil {
+			return zero, endSpan(span, fmt.Errorf("update %s: %w", r.Stream(id), err))
+		}
+	}
+}
+
+// UpdateTx is Update inside the caller's transaction, without retries: the
+// caller owns the transaction, so on a conflict it rolls back and runs the
+// whole transaction again. The store must implement event.TxStore.
+func (r *Repository[T]) UpdateTx(ctx context.Context, tx *sql.Tx, id string, fn func(T) error) (T, error) {
+	ctx, span := r.startSpan(ctx, "es.UpdateTx", id)
+	defer span.End()
+	var zero T
+	if _, ok := r.store.(event.TxStore); !ok {
+		return zero, endSpan(span, fmt.Errorf("update %s in a transaction: store %T: %w", r.Stream(id), r.store, ErrTxUnsupported))
+	}
+	if tx == nil {
+		return zero, endSpan(span, errors.New("es: update in a transaction: tx is nil"))
+	}
+	agg, err := r.load(ctx, id, 0)
+	if err != nil {
+		return zero, endSpan(span, err)
+	}
+	if err := fn(agg); err != nil {
+		return zero, endSpan(span, err)
+	}
+	if err := r.save(ctx, tx, agg); err != nil {
+		return zero, endSpan(span, err)
+	}
+	return agg, endSpan(span, nil)
+}
+
+func (r *Repository[T]) newAggregate() (T, error) {
+	agg := r.cfg.New()
+	if _, err := rootOf(agg); err != nil {
+		var zero T
+		return zero, fmt.Errorf("es: RepositoryConfig.New for %s: %w", r.cfg.StreamType, err)
+	}
+	return agg, nil
+}
+
+func (r *Repository[T]) startSpan(ctx context.Context, name, id string) (context.Context, trace.Span) {
+	return r.tracer.Start(ctx, name, trace.WithAttributes(
+		attribute.String("cqrskit.stream_type", r.cfg.StreamType),
+		attribute.String("cqrskit.aggregate_id", id),
+	))
+}
+
+func endSpan(span trace.Span, err error) error {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+func idOf(a Aggregate) string {
+	if root, err := rootOf(a); err == nil {
+		return root.id
+	}
+	return ""
+}

@@ -1,0 +1,6 @@
+package handler
+
+import "errors"
+
+// ErrDeadLetterNotFound is returned for an unknown dead letter ID.
+var ErrDeadLetterNotFound = errors.New("dead letter not found")

@@ -1,0 +1,63 @@
+// Package natsjs is the messagebus.Broker on NATS JetStream (nats.go's
+// jetstream package).
+//
+// # Stream and subjects
+//
+// New connects (ConnectTimeout; the error names the URL, without its
+// password) and provisions one stream, "CQRSKIT" by default, that captures
+// <SubjectPrefix>.>: it is created with file storage, or an existing one is
+// given the subject and duplicate window it needs and keeps its other
+// settings. With UseExistingStream the stream is used exactly as it is.
+//
+// A message goes to <prefix>.<topic>.<key token>. The key token is the key
+// itself when it is a short word of ASCII letters, digits, '_' and '-' (a
+// stream ID such as "product-0190..."); any other key becomes a readable
+// prefix plus a hash, and the key travels in the Cqrs-Key header. A key
+// token is one subject token, so topic "a" never sees topic "a.b".
+//
+// # Publishing
+//
+// Publish sends every message with PublishMsgAsync and Nats-Msg-Id set to
+// the message ID, then waits for all acks (PublishTimeout, ctx). The
+// server drops a message whose ID it stored within the duplicate window
+// (2 minutes by default) and acknowledges it as a duplicate, so a relay
+// that republishes after a crash or a lost ack stores nothing twice. Sizes
+// are checked first against the server's max_payload and the stream's
+// max_msg_size (payload plus encoded headers). While the connection is
+// down Publish fails at once with messagebus.ErrUnavailable: the broker's
+// own connection keeps no reconnect buffer, so nothing waits for an ack
+// that cannot come. The client reconnects by itself.
+//
+// # Consuming
+//
+// Each group has one durable pull consumer per topic, named
+// <group>_<topic>_<hash>, with explicit acks, AckWait, MaxDeliver and
+// DeliverAll. A subscription fetches FetchBatch messages per pull and
+// hands them to the handler one at a time, in stream order, acking each
+// after the handler returns nil. It tells the server the fetched messages
+// are in progress every AckWait/3 while a handler runs or waits, so a slow
+// handler does not get its messages redelivered behind its back. A failed
+// message is retried in place after the retry delay (or RetryAfter's), so
+// the messages behind it, and its key's order, wait. With NakOnError it is
+// nak'd with the delay instead (NakWithDelay) and the subscription moves
+// on: other keys are not held up, but the failed message comes back after
+// later ones of its key. When the deliveries run out the give-up hook runs
+// and the message is terminated (Term). A message whose deliveries the
+// server counted out without a handler result (the process died each
+// time) is dropped by the server's MaxDeliver without the hook; JetStream
+// publishes a MAX_DELIVERIES advisory for it.
+//
+// # Order and groups
+//
+// One subscription of a group sees a topic in stream order, so per-key
+// order holds. Several subscriptions of one group share the messages
+// without regard to keys: use them for throughput when order across
+// members does not matter, or run one subscription per group (a standby
+// can subscribe too; it just shares the load while both run). Pinned
+// consumers (nats-server 2.11 priority groups) would lift this and are not
+// used yet, so the broker also runs on older servers.
+//
+// Stop naks the fetched messages not yet handled, so the group gets them
+// at once rather than after AckWait, and flushes the acks before it
+// returns.
+package natsjs

@@ -1,0 +1,338 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cqrskit/cqrskit/messagebus"
+	"github.com/cqrskit/cqrskit/messagebus/internal/consume"
+)
+
+// pollWait is how long one pull request waits for messages.
+const pollWait = 30 * time.Second
+
+// Subscribe implements messagebus.Subscriber with a durable pull consumer
+// named after group and topic (see the package documentation). It creates
+// or updates the consumer, so the last subscription's options win for the
+// whole group.
+func (b *Broker) Subscribe(ctx context.Context, topic, group string, h messagebus.Handler, opts ...messagebus.SubscribeOption) (messagebus.Subscription, error) {
+	if err := messagebus.ValidateSubscribe(topic, group, h); err != nil {
+		return nil, err
+	}
+	sc, err := messagebus.NewSubscribeConfig(messagebus.SubscribeConfig{
+		MaxDeliveries: b.cfg.MaxDeliveries,
+		RetryDelay:    b.cfg.RetryDelay,
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if b.closed.Load() {
+		return nil, messagebus.ErrClosed
+	}
+	s := &subscription{
+		b:      b,
+		h:      h,
+		topic:  topic,
+		group:  group,
+		name:   consumerName(topic, group),
+		policy: &consume.Policy{SubscribeConfig: sc, Topic: topic, Group: group, Logger: b.cfg.Logger},
+	}
+	if err := s.ensureConsumer(ctx); err != nil {
+		return nil, err
+	}
+	sub := consume.Start(ctx, s.run)
+	if !b.subs.Add(sub) {
+		sub.Close()
+		return nil, messagebus.ErrClosed
+	}
+	return sub, nil
+}
+
+type subscription struct {
+	b            *Broker
+	h            messagebus.Handler
+	topic, group string
+	name         string
+	policy       *consume.Policy
+	cons         jetstream.Consumer
+	held         held
+}
+
+func (s *subscription) ensureConsumer(ctx context.Context) error {
+	maxDeliver := -1
+	if s.policy.MaxDeliveries > 0 {
+		maxDeliver = s.policy.MaxDeliveries
+	}
+	cons, err := s.b.js.CreateOrUpdateConsumer(ctx, s.b.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       s.name,
+		Description:   "cqrskit group " + s.group + " on topic " + s.topic,
+		FilterSubject: filter(s.b.cfg.SubjectPrefix, s.topic),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.b.cfg.AckWait,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: max(1000, 2*s.b.cfg.FetchBatch),
+	})
+	if err != nil {
+		return fmt.Errorf("natsjs: create consumer %s on stream %s at %s: %w", s.name, s.b.cfg.Stream, s.b.url, s.b.apiErr(err))
+	}
+	s.cons = cons
+	return nil
+}
+
+func (s *subscription) run(ctx context.Context, stop <-chan struct{}) error {
+	kaDone := make(chan struct{})
+	defer close(kaDone)
+	go s.keepAlive(kaDone)
+	defer s.flush()
+	for failures := 0; ; {
+		if stopped(ctx, stop) {
+			return ctx.Err()
+		}
+		err := s.fetch(ctx, stop)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if stopped(ctx, stop) {
+			return ctx.Err()
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			if cerr := s.ensureConsumer(ctx); cerr != nil {
+				err = fmt.Errorf("%w; recreating it: %w", err, cerr)
+			}
+		}
+		level := slog.LevelWarn
+		if !s.b.nc.IsConnected() {
+			level = slog.LevelDebug // the disconnect is logged once; this repeats until reconnected
+		}
+		s.b.cfg.Logger.Log(ctx, level, "natsjs: pulling messages failed; retrying",
+			"consumer", s.name, "stream", s.b.cfg.Stream, "url", s.b.url, "failures", failures+1, "error", err)
+		consume.Sleep(ctx, stop, consume.Backoff(failures))
+		failures++
+	}
+}
+
+// stopped reports whether the subscription should end.
+func stopped(ctx context.Context, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return ctx.Err() != nil
+	}
+}
+
+// fetch pulls one batch and handles it message by message, in stream
+// order. When the subscription stops, the messages not yet handled are
+// nak'd so the group gets them again without waiting for AckWait.
+func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
+	fctx, cancel := context.WithTimeout(ctx, pollWait)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	batch, err := s.cons.Fetch(s.b.cfg.FetchBatch, jetstream.FetchContext(fctx))
+	if err != nil {
+		return err
+	}
+	s.held.start(batch.Messages())
+	for {
+		msg, ok := s.held.next()
+		if !ok {
+			break
+		}
+		if stopped(ctx, stop) {
+			_ = msg.Nak()
+			continue
+		}
+		s.handle(ctx, stop, msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg) {
+	d, err := s.delivery(msg)
+	if err != nil {
+		s.b.cfg.Logger.ErrorContext(ctx, "natsjs: dropping a message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		_ = msg.Term()
+		return
+	}
+	if s.b.cfg.NakOnError {
+		s.handleNak(ctx, msg, d)
+		return
+	}
+	switch outcome, _ := s.policy.Deliver(ctx, stop, s.h, d); outcome {
+	case consume.Handled:
+		s.settle(ctx, d, "ack", msg.Ack())
+	case consume.GaveUp:
+		s.settle(ctx, d, "term", msg.Term())
+	case consume.Interrupted:
+		_ = msg.Nak()
+	}
+}
+
+// handleNak handles d once; a failure is nak'd with the retry delay and
+// redelivered by the server.
+func (s *subscription) handleNak(ctx context.Context, msg jetstream.Msg, d messagebus.Delivery) {
+	err := consume.Call(ctx, s.h, d)
+	switch {
+	case err == nil:
+		s.settle(ctx, d, "ack", msg.Ack())
+	case ctx.Err() != nil:
+		_ = msg.Nak()
+	case s.policy.Exhausted(d.Attempt):
+		s.policy.GiveUp(ctx, d, err)
+		s.settle(ctx, d, "term", msg.Term())
+	default:
+		delay := s.policy.Delay(err)
+		s.policy.LogFailure(ctx, d, err, delay)
+		s.settle(ctx, d, "nak", msg.NakWithDelay(delay))
+	}
+}
+
+func (s *subscription) settle(ctx context.Context, d messagebus.Delivery, what string, err error) {
+	if err != nil {
+		s.b.cfg.Logger.WarnContext(ctx, "natsjs: "+what+" not sent; the server will redeliver the message after AckWait",
+			"consumer", s.name, "id", d.ID, "error", err)
+	}
+}
+
+func (s *subscription) delivery(msg jetstream.Msg) (messagebus.Delivery, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return messagebus.Delivery{}, err
+	}
+	m := messagebus.Message{Topic: s.topic, Payload: msg.Data()}
+	subj := msg.Subject()
+	m.Key = keyFromToken(subj[strings.LastIndexByte(subj, '.')+1:])
+	for k, vs := range msg.Headers() {
+		if len(vs) == 0 {
+			continue
+		}
+		switch k {
+		case HeaderMsgID:
+			m.ID = vs[0]
+		case HeaderKey:
+			m.Key = vs[0]
+		default:
+			if m.Headers == nil {
+				m.Headers = make(map[string]string)
+			}
+			m.Headers[k] = vs[0]
+		}
+	}
+	return messagebus.Delivery{Message: m, Attempt: int(meta.NumDelivered), PublishedAt: meta.Timestamp}, nil
+}
+
+// keepAlive tells the server every AckWait/3 that the fetched messages not
+// yet acknowledged are in progress, while a handler runs or waits to retry,
+// so none is redelivered behind the subscription's back (which would
+// break per-key order).
+func (s *subscription) keepAlive(done <-chan struct{}) {
+	t := time.NewTicker(s.b.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			for _, m := range s.held.extend() {
+				_ = m.InProgress()
+			}
+		}
+	}
+}
+
+// flush makes sure the acks sent reached the server before the
+// subscription reports that it stopped.
+func (s *subscription) flush() {
+	if s.b.nc.IsConnected() {
+		_ = s.b.nc.FlushTimeout(5 * time.Second)
+	}
+}
+
+// held tracks the fetched messages not yet acknowledged. The handling
+// goroutine takes them with next; keepAlive reads ahead into queue only
+// while a message is in hand, so order is kept.
+type held struct {
+	mu      sync.Mutex
+	src     <-chan jetstream.Msg
+	srcDone bool
+	queue   []jetstream.Msg
+	current jetstream.Msg
+}
+
+func (h *held) start(src <-chan jetstream.Msg) {
+	h.mu.Lock()
+	h.src, h.srcDone, h.queue, h.current = src, false, nil, nil
+	h.mu.Unlock()
+}
+
+// next returns the next fetched message, in order; false when the batch
+// is done.
+func (h *held) next() (jetstream.Msg, bool) {
+	h.mu.Lock()
+	h.current = nil
+	if len(h.queue) > 0 {
+		m := h.queue[0]
+		h.queue = h.queue[1:]
+		h.current = m
+		h.mu.Unlock()
+		return m, true
+	}
+	if h.srcDone {
+		h.mu.Unlock()
+		return nil, false
+	}
+	src := h.src
+	h.mu.Unlock()
+	m, ok := <-src
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !ok {
+		h.srcDone = true
+		return nil, false
+	}
+	h.current = m
+	return m, true
+}
+
+// extend returns the messages to keep alive: the one in hand and those
+// fetched behind it. Nothing while no message is in hand (the handling
+// goroutine is then reading the fetch itself).
+func (h *held) extend() []jetstream.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.current == nil {
+		return nil
+	}
+	for !h.srcDone {
+		select {
+		case m, ok := <-h.src:
+			if !ok {
+				h.srcDone = true
+				continue
+			}
+			h.queue = append(h.queue, m)
+			continue
+		default:
+		}
+		break
+	}
+	return append([]jetstream.Msg{h.current}, h.queue...)
+}

@@ -1,0 +1,38 @@
+// Package outbox relays events from the transactional outbox to a broker.
+//
+// SQL event stores write one outbox row per event in the append's
+// transaction, so an event is in the outbox if and only if it is in the
+// store. A Relay moves those rows to a broker:
+//
+//  1. read a batch of rows in ID order,
+//  2. publish every message (pipelined; the event ID is the broker message
+//     ID and the stream ID is the key),
+//  3. wait until the broker acknowledged them all,
+//  4. delete the acknowledged rows.
+//
+// # Guarantees
+//
+// At least once: a row is deleted only after the broker acknowledged its
+// message. A crash between publish and delete republishes the same
+// messages with the same IDs; NATS JetStream drops them in its duplicate
+// window, Kafka consumers see them as redeliveries of the same ID (and the
+// handler package makes their effect exactly-once).
+//
+// In stream order: rows of one stream get increasing IDs in commit order
+// (the store locks the stream while appending), and the relay publishes
+// them in that order to one key. A Publisher does not send a message after
+// a failed one with the same key, and if the broker rejects a message on its
+// own (too large, bad topic) the row stays in the outbox, its stream's later
+// rows are held back, and the rest of the outbox keeps moving; the row is
+// tried again after PoisonBackoff.
+//
+// One active relay per outbox: a Leader (PostgreSQL advisory lock, SQLite
+// lease) elects it; other relay processes wait as hot standbys and take
+// over when its leadership ends.
+//
+// Broker or database unavailable: the relay backs off exponentially
+// (MinBackoff to MaxBackoff), loses nothing, and resumes by itself.
+//
+// Woken by a Notifier (PostgreSQL LISTEN/NOTIFY, an in-process signal for
+// SQLite); polling is only the fallback.
+package outbox

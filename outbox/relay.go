@@ -1,0 +1,425 @@
+package outbox
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/messagebus"
+)
+
+// Publisher is what the relay needs from a broker: Publish returns after the
+// broker acknowledged every message, or an error. A *messagebus.PublishError
+// says which messages failed; any other error fails the whole batch.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...messagebus.Message) error
+}
+
+// Message headers the relay sets besides the event's metadata.
+const (
+	HeaderEventType     = "Cqrs-Event-Type"
+	HeaderSchemaVersion = "Cqrs-Schema-Version"
+	HeaderStreamID      = "Cqrs-Stream-Id"
+	HeaderStreamType    = "Cqrs-Stream-Type"
+	HeaderVersion       = "Cqrs-Stream-Version"
+	HeaderPosition      = "Cqrs-Position"
+	HeaderRecordedAt    = "Cqrs-Recorded-At"
+)
+
+// Config configures a Relay. The zero value of each optional field means its
+// default.
+type Config struct {
+	// Store is the outbox to drain. Required.
+	Store Store
+	// Publisher is the broker. Required.
+	Publisher Publisher
+	// Leader elects the active relay. Defaults to an in-process LocalLeader,
+	// which is right only when a single process relays this outbox.
+	Leader Leader
+	// Notifier wakes the relay on new rows. Defaults to none: the relay polls
+	// every PollInterval.
+	Notifier Notifier
+	// Topic names the broker topic of an event. Defaults to the event's
+	// StreamType, or "events" when that is empty.
+	Topic func(event.Event) string
+	// BatchSize is the most rows claimed and published at once. Defaults to
+	// 1000.
+	BatchSize int
+	// PollInterval is how often an idle relay looks for rows without a
+	// notification. Defaults to 1s with a Notifier (a safety net) and 100ms
+	// without.
+	PollInterval time.Duration
+	// StandbyInterval is how often a standby relay tries to take over.
+	// Defaults to 1s.
+	StandbyInterval time.Duration
+	// MinBackoff and MaxBackoff bound the exponential backoff after a broker
+	// or database error. Default to 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// PoisonBackoff is how long a row the broker rejected on its own (too
+	// large, bad topic) waits before it is tried again, while the relay goes
+	// on with the rest. Defaults to 30s.
+	PoisonBackoff time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("outbox relay: Config.Store is required"))
+	}
+	if c.Publisher == nil {
+		errs = append(errs, errors.New("outbox relay: Config.Publisher is required"))
+	}
+	for name, v := range map[string]int64{
+		"BatchSize": int64(c.BatchSize), "PollInterval": int64(c.PollInterval),
+		"StandbyInterval": int64(c.StandbyInterval), "MinBackoff": int64(c.MinBackoff),
+		"MaxBackoff": int64(c.MaxBackoff), "PoisonBackoff": int64(c.PoisonBackoff),
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("outbox relay: Config.%s = %d: must not be negative", name, v))
+		}
+	}
+	if c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MinBackoff > c.MaxBackoff {
+		errs = append(errs, fmt.Errorf("outbox relay: Config.MinBackoff %s exceeds MaxBackoff %s", c.MinBackoff, c.MaxBackoff))
+	}
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	if c.Leader == nil {
+		c.Leader = &LocalLeader{}
+	}
+	if c.Topic == nil {
+		c.Topic = DefaultTopic
+	}
+	c.BatchSize = cmp.Or(c.BatchSize, 1000)
+	if c.Notifier != nil {
+		c.PollInterval = cmp.Or(c.PollInterval, time.Second)
+	} else {
+		c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
+	}
+	c.StandbyInterval = cmp.Or(c.StandbyInterval, time.Second)
+	c.MinBackoff = cmp.Or(c.MinBackoff, 100*time.Millisecond)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, 10*time.Second)
+	c.PoisonBackoff = cmp.Or(c.PoisonBackoff, 30*time.Second)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c, nil
+}
+
+// DefaultTopic is the event's StreamType, or "events" when empty.
+func DefaultTopic(e event.Event) string { return cmp.Or(e.StreamType, "events") }
+
+// isPermanent reports a broker rejection that retrying soon will not fix.
+func isPermanent(err error) bool {
+	return errors.Is(err, messagebus.ErrMessageTooLarge) || errors.Is(err, messagebus.ErrInvalidArgument)
+}
+
+// Relay moves outbox rows to a broker: it reads a batch in ID order,
+// publishes it (pipelined), waits for every acknowledgement and only then
+// deletes the rows. A crash between publish and delete republishes the
+// batch with the same message IDs, which the broker de-duplicates; no row
+// is ever deleted before its acknowledgement, so nothing is lost.
+type Relay struct {
+	cfg Config
+
+	published  atomic.Int64
+	failed     atomic.Int64
+	active     atomic.Bool
+	lastErrMu  sync.Mutex
+	lastErr    error
+	poisonMu   sync.Mutex
+	poisonedAt map[int64]time.Time
+}
+
+// NewRelay validates cfg and returns a relay; call Run to start it.
+func NewRelay(cfg Config) (*Relay, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{cfg: cfg, poisonedAt: map[int64]time.Time{}}, nil
+}
+
+// Progress is a snapshot of the relay's state.
+type Progress struct {
+	// Active reports whether this relay holds leadership.
+	Active bool
+	// Published counts events this relay published and deleted.
+	Published int64
+	// Failed counts publish attempts that failed (per message).
+	Failed int64
+	// Backlog and OldestAt describe the outbox (see Stats).
+	Backlog  int64
+	OldestAt time.Time
+	// LastError is the most recent error, nil after a success.
+	LastError error
+}
+
+// OldestAge is how long the oldest unpublished row has waited.
+func (p Progress) OldestAge() time.Duration {
+	if p.OldestAt.IsZero() {
+		return 0
+	}
+	return time.Since(p.OldestAt)
+}
+
+// Progress reports the relay's counters and the outbox backlog.
+func (r *Relay) Progress(ctx context.Context) (Progress, error) {
+	st, err := r.cfg.Store.Stats(ctx)
+	r.lastErrMu.Lock()
+	last := r.lastErr
+	r.lastErrMu.Unlock()
+	return Progress{
+		Active: r.active.Load(), Published: r.published.Load(), Failed: r.failed.Load(),
+		Backlog: st.Backlog, OldestAt: st.OldestAt, LastError: last,
+	}, err
+}
+
+// Run relays until ctx ends, then returns nil. While another relay is active
+// it waits as a hot standby and takes over when that one's leadership ends.
+func (r *Relay) Run(ctx context.Context) error {
+	log := r.cfg.Logger
+	standby := time.NewTicker(r.cfg.StandbyInterval)
+	defer standby.Stop()
+	loggedStandby := false
+	for {
+		lease, err := r.cfg.Leader.TryAcquire(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			r.setErr(err)
+			log.Warn("outbox relay: cannot try for leadership; will retry", "err", err, "retry_in", r.cfg.StandbyInterval)
+		case lease == nil:
+			if !loggedStandby {
+				log.Info("outbox relay: another relay is active; standing by")
+				loggedStandby = true
+			}
+		default:
+			loggedStandby = false
+			log.Info("outbox relay: active")
+			r.active.Store(true)
+			err := r.lead(ctx, lease)
+			r.active.Store(false)
+			relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if rerr := lease.Release(relCtx); rerr != nil {
+				log.Warn("outbox relay: release leadership", "err", rerr)
+			}
+			cancel()
+			if ctx.Err() != nil {
+				log.Info("outbox relay: stopped")
+				return nil
+			}
+			log.Warn("outbox relay: leadership lost; standing by", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-standby.C:
+		}
+	}
+}
+
+// lead drains the outbox while leadership holds. It returns when ctx ends
+// or the lease cannot be kept.
+func (r *Relay) lead(ctx context.Context, lease Lease) error {
+	var wake <-chan struct{}
+	if r.cfg.Notifier != nil {
+		ch, err := r.cfg.Notifier.Listen(ctx)
+		if err != nil {
+			r.cfg.Logger.Warn("outbox relay: cannot listen for new rows; polling", "err", err, "every", r.cfg.PollInterval)
+		} else {
+			wake = ch
+		}
+	}
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval: r.cfg.MinBackoff, MaxInterval: r.cfg.MaxBackoff,
+		RandomizationFactor: 0.2, Multiplier: 2,
+	}
+	bo.Reset()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	lastKeep := time.Now()
+	for {
+		if time.Since(lastKeep) >= r.cfg.StandbyInterval/2 {
+			if err := lease.Keep(ctx); err != nil {
+				return fmt.Errorf("keep leadership: %w", err)
+			}
+			lastKeep = time.Now()
+		}
+		n, err := r.drainOnce(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var wait time.Duration
+		switch {
+		case err != nil:
+			r.setErr(err)
+			wait = bo.NextBackOff()
+			r.cfg.Logger.Warn("outbox relay: batch failed; rows stay in the outbox and will be retried",
+				"err", err, "retry_in", wait.Round(time.Millisecond))
+		case n == r.cfg.BatchSize:
+			bo.Reset()
+			continue // more rows are likely waiting
+		default:
+			bo.Reset()
+			wait = r.cfg.PollInterval
+		}
+		poll.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+			if err == nil {
+				continue
+			}
+			// After an error, keep the backoff even when woken.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-poll.C:
+			}
+		case <-poll.C:
+		}
+	}
+}
+
+// DrainOnce publishes one batch and deletes what the broker acknowledged,
+// returning the number of rows read. It is Run's inner step, exported for
+// tools and tests that drive the relay by hand; it does not take leadership.
+func (r *Relay) DrainOnce(ctx context.Context) (int, error) { return r.drainOnce(ctx) }
+
+func (r *Relay) drainOnce(ctx context.Context) (int, error) {
+	poisoned := r.poisonCount()
+	recs, err := r.cfg.Store.Pending(ctx, r.cfg.BatchSize+poisoned)
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	now := time.Now()
+	batch := make([]Record, 0, len(recs))
+	msgs := make([]messagebus.Message, 0, len(recs))
+	blocked := map[string]bool{} // streams with a row held back: keep their order
+	for _, rec := range recs {
+		if len(batch) == r.cfg.BatchSize {
+			break
+		}
+		if r.isPoisoned(rec.ID, now) || blocked[rec.Event.StreamID] {
+			blocked[rec.Event.StreamID] = true
+			continue
+		}
+		batch = append(batch, rec)
+		msgs = append(msgs, Message(rec.Event, r.cfg.Topic(rec.Event)))
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	pubErr := r.cfg.Publisher.Publish(ctx, msgs...)
+	failed := map[int]error{}
+	if pubErr != nil {
+		var pe *messagebus.PublishError
+		if !errors.As(pubErr, &pe) {
+			r.failed.Add(int64(len(batch)))
+			return len(recs), fmt.Errorf("publish %d events (outbox rows %d..%d): %w",
+				len(batch), batch[0].ID, batch[len(batch)-1].ID, pubErr)
+		}
+		for _, f := range pe.Failed {
+			failed[f.Index] = f.Err
+		}
+	}
+	done := make([]int64, 0, len(batch))
+	for i, rec := range batch {
+		ferr, ok := failed[i]
+		if !ok {
+			done = append(done, rec.ID)
+			continue
+		}
+		r.failed.Add(1)
+		if isPermanent(ferr) {
+			r.poison(rec.ID, now)
+			r.cfg.Logger.Error("outbox relay: broker rejected an event; its row stays in the outbox and its stream waits",
+				"outbox_id", rec.ID, "event_id", rec.Event.ID, "stream", rec.Event.StreamID,
+				"type", rec.Event.Type, "err", ferr, "retry_in", r.cfg.PoisonBackoff)
+		}
+	}
+	if len(done) > 0 {
+		// Deleting must not be cut short by shutdown: the messages are
+		// already acknowledged.
+		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := r.cfg.Store.Delete(delCtx, done); err != nil {
+			return len(recs), fmt.Errorf("delete %d published outbox rows (they will be republished and de-duplicated by the broker): %w", len(done), err)
+		}
+		r.published.Add(int64(len(done)))
+		r.clearPoison(done)
+	}
+	if pubErr != nil {
+		return len(recs), fmt.Errorf("publish: %d of %d events stay in the outbox: %w", len(failed), len(batch), pubErr)
+	}
+	r.setErr(nil)
+	return len(recs), nil
+}
+
+// Message turns an event into the broker message the relay publishes: the
+// event ID as message ID (the broker's de-duplication key), the stream ID
+// as key (ordering), the payload as body, and metadata plus envelope fields
+// as headers. Consumers rebuild the event with EventFromMessage.
+func Message(e event.Event, topic string) messagebus.Message {
+	h := e.Metadata.Headers()
+	h[HeaderEventType] = e.Type
+	h[HeaderSchemaVersion] = strconv.Itoa(e.SchemaVersion)
+	h[HeaderStreamID] = e.StreamID
+	h[HeaderStreamType] = e.StreamType
+	h[HeaderVersion] = strconv.FormatInt(e.Version, 10)
+	h[HeaderPosition] = strconv.FormatInt(e.Position, 10)
+	h[HeaderRecordedAt] = e.RecordedAt.UTC().Format(time.RFC3339Nano)
+	return messagebus.Message{ID: e.ID.String(), Topic: topic, Key: e.StreamID, Payload: e.Data, Headers: h}
+}
+
+func (r *Relay) setErr(err error) {
+	r.lastErrMu.Lock()
+	r.lastErr = err
+	r.lastErrMu.Unlock()
+}
+
+func (r *Relay) poisonCount() int {
+	r.poisonMu.Lock()
+	defer r.poisonMu.Unlock()
+	return len(r.poisonedAt)
+}
+
+func (r *Relay) isPoisoned(id int64, now time.Time) bool {
+	r.poisonMu.Lock()
+	defer r.poisonMu.Unlock()
+	at, ok := r.poisonedAt[id]
+	if ok && now.Sub(at) >= r.cfg.PoisonBackoff {
+		delete(r.poisonedAt, id)
+		return false
+	}
+	return ok
+}
+
+func (r *Relay) poison(id int64, now time.Time) {
+	r.poisonMu.Lock()
+	r.poisonedAt[id] = now
+	r.poisonMu.Unlock()
+}
+
+func (r *Relay) clearPoison(ids []int64) {
+	r.poisonMu.Lock()
+	for _, id := range ids {
+		delete(r.poisonedAt, id)
+	}
+	r.poisonMu.Unlock()
+}

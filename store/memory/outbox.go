@@ -1,0 +1,111 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/outbox"
+)
+
+// Pending implements outbox.Store: up to limit unpublished records, oldest
+// first.
+func (s *Store) Pending(ctx context.Context, limit int) ([]outbox.Record, error) {
+	if limit < 1 {
+		return nil, &event.ValidationError{Field: "limit", Value: strconv.Itoa(limit), Reason: "limit must be >= 1"}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	recs := s.outbox[:min(len(s.outbox), limit)]
+	out := make([]outbox.Record, len(recs))
+	for i, r := range recs {
+		out[i] = outbox.Record{ID: r.ID, Event: copyEvent(r.Event)}
+	}
+	return out, nil
+}
+
+// Delete implements outbox.Store. Unknown IDs are ignored.
+func (s *Store) Delete(ctx context.Context, ids []int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	gone := make(map[int64]struct{}, len(ids))
+	for _, id := range ids {
+		gone[id] = struct{}{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A relay deletes what Pending returned: the head of the queue. Drop a
+	// deleted prefix without moving the rest.
+	head := 0
+	for head < len(s.outbox) {
+		if _, ok := gone[s.outbox[head].ID]; !ok {
+			break
+		}
+		s.outbox[head] = outbox.Record{} // release the event
+		head++
+	}
+	s.outbox = s.outbox[head:]
+	if len(gone) > head {
+		s.outbox = slices.DeleteFunc(s.outbox, func(r outbox.Record) bool {
+			_, ok := gone[r.ID]
+			return ok
+		})
+	}
+	if len(s.outbox) == 0 {
+		s.outbox = nil
+	}
+	return nil
+}
+
+// Stats implements outbox.Store. A record's age is its event's RecordedAt.
+func (s *Store) Stats(ctx context.Context) (outbox.Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return outbox.Stats{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := outbox.Stats{Backlog: int64(len(s.outbox))}
+	if len(s.outbox) > 0 {
+		st.OldestAt = s.outbox[0].Event.RecordedAt
+	}
+	return st, nil
+}
+
+// Listen returns a channel that receives a value after appends add outbox
+// records, until ctx ends; then it is closed. Several appends between two
+// receives are coalesced into one value. It lets an outbox relay sleep
+// until there is work instead of polling.
+func (s *Store) Listen(ctx context.Context) (<-chan struct{}, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.listeners[ch] = struct{}{}
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		delete(s.listeners, ch)
+		s.mu.Unlock()
+		close(ch)
+	})
+	return ch, nil
+}
+
+// notify wakes every listener without blocking. The caller holds s.mu.
+func (s *Store) notify() {
+	for ch := range s.listeners {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package postgres
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+)
+
+// Config configures a Store. The zero value means defaults.
+type Config struct {
+	// Schema is the PostgreSQL schema holding the framework's tables;
+	// Migrate creates it if needed. It must match ^[a-z_][a-z0-9_]{0,40}$
+	// and not start with "pg_". Defaults to "", the connection's
+	// search_path (usually public).
+	Schema string
+	// TablePrefix is prepended to every table, index, function and trigger
+	// name, and to goose's version table, so the framework's tables can
+	// live beside the application's own: "cqrs_" gives cqrs_events,
+	// cqrs_streams, cqrs_outbox and so on. It must match
+	// ^[a-z_][a-z0-9_]{0,40}$. Defaults to "cqrs_".
+	TablePrefix string
+	// Logger receives migration and diagnostic logs. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultTablePrefix is the TablePrefix used when Config leaves it empty.
+const DefaultTablePrefix = "cqrs_"
+
+var identPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
+
+const identRule = "lower-case letters, digits and underscores, at most 41 characters, not starting with a digit"
+
+// withDefaults returns c with defaults filled in, or every problem found.
+func (c Config) withDefaults() (Config, error) {
+	c.TablePrefix = cmp.Or(c.TablePrefix, DefaultTablePrefix)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	var errs []error
+	if c.Schema != "" {
+		if !identPattern.MatchString(c.Schema) {
+			errs = append(errs, fmt.Errorf("postgres config: Schema %q: must match %s (%s)", c.Schema, identPattern, identRule))
+		} else if strings.HasPrefix(c.Schema, "pg_") {
+			errs = append(errs, fmt.Errorf("postgres config: Schema %q: names starting with pg_ are reserved by PostgreSQL", c.Schema))
+		}
+	}
+	if !identPattern.MatchString(c.TablePrefix) {
+		errs = append(errs, fmt.Errorf("postgres config: TablePrefix %q: must match %s (%s)", c.TablePrefix, identPattern, identRule))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}

@@ -1,0 +1,79 @@
+// Package postgres is the PostgreSQL event store: events, streams,
+// snapshots and the outbox, plus the tables the handler and projection
+// packages use (processed marks, dead letters, checkpoints, relay leases).
+// It works through database/sql; pgx's stdlib driver is the tested one.
+//
+//	db, _ := sql.Open("pgx", url)
+//	store, err := postgres.New(db, postgres.Config{})
+//	err = store.Migrate(ctx)
+//	res, err := store.Append(ctx, "product-42", event.NoStream, events)
+//
+// *Store implements event.Store, event.TxStore, es.SnapshotStore and
+// outbox.Store, and passes the contract suite in event/eventtest.
+//
+// # Schema and migrations
+//
+// The tables are created by versioned SQL files embedded in the package and
+// applied with goose by Store.Migrate (and by `cqrskit migrate up`), under
+// an advisory lock so that processes starting together take turns. Config
+// places them in a schema and names them with a prefix (cqrs_events,
+// cqrs_outbox, ... by default); goose's version table is
+// <prefix>schema_version. Users with their own migration tool apply the
+// text of MigrationSQL instead. A store used before its tables exist
+// returns errors wrapping ErrNotMigrated.
+//
+// # Appends
+//
+// An append is a single SQL statement, so it needs one round trip and no
+// explicit transaction: it advances the stream row only if the stream is
+// at the expected version and none of the event IDs is stored yet (a
+// compare-and-set that also locks the row until commit), then inserts the
+// events and one outbox row per event. When the check fails nothing is
+// written and no position is drawn; a second query tells a conflict
+// (a *event.ConcurrencyError with the stream, expected and actual
+// versions) from a retry of events already stored (skipped; if all are
+// stored the append succeeds as a no-op). UNIQUE (stream_id, version)
+// backs up the row lock and surfaces as a conflict too.
+//
+// AppendTx runs the same statement in the caller's *sql.Tx: the caller's
+// own writes, the events and their outbox rows commit or roll back
+// together. A conflict found by the check leaves the transaction usable;
+// other errors may leave it aborted, to be rolled back.
+//
+// # Reading the global log without gaps
+//
+// Positions come from a sequence, and a transaction that drew a smaller
+// position can commit after one that drew a larger; a reader asking for
+// "position > last" would skip the late one for good. Each event therefore
+// records its transaction id (xid8), and ReadAll returns only events of
+// transactions older than every transaction still running
+// (tx_id < pg_snapshot_xmin(pg_current_snapshot())), ordered by
+// (tx_id, position). Any event that commits later has a tx_id at or above
+// that horizon, so it sorts after everything already returned, and a
+// reader holding an event.Cursor never skips it. The price is latency: a
+// long transaction anywhere on the server holds the horizon, and so new
+// events, back until it ends.
+//
+// Load reads a stream in batches of 1,000 events by (stream_id, version),
+// holding no connection while the caller handles them.
+//
+// # Outbox and notifications
+//
+// Pending returns outbox rows in ID order joined with their events; Delete
+// removes published ones. Per stream, outbox IDs follow stream order,
+// because appends to a stream are serialised by its row lock.
+//
+// Committing outbox rows notifies NotifyChannel, for a relay that LISTENs.
+// PostgreSQL serialises the commits of notifying transactions, which would
+// cap appends at one per WAL flush, so notifications are coalesced: the
+// trigger runs at commit and notifies only if no other transaction is
+// committing a notification at that moment. A relay must therefore treat a
+// notification as "look now", re-check once shortly after draining the
+// outbox, and keep a slow poll as a fallback.
+//
+// # What it does not do
+//
+// Events are never updated or deleted by the store. Snapshots keep only the
+// highest version per stream. The store does not retry a caller's
+// transaction; a conflict is the caller's (or es.Repository's) to resolve.
+package postgres

@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"iter"
+	"strconv"
+
+	"github.com/cqrskit/cqrskit/event"
+)
+
+// loadBatchSize is how many events Load reads per query. Load holds no
+// connection while the caller handles events.
+const loadBatchSize = 1000
+
+const eventColumns = `position, (tx_id::text)::bigint, id, stream_id, stream_type, version, type, schema_version, data, metadata, recorded_at`
+
+const loadSQL = `SELECT ` + eventColumns + `
+FROM {events}
+WHERE stream_id = $1 AND version >= $2
+ORDER BY version
+LIMIT $3`
+
+// readAllSQL reads only rows of transactions that had ended when the
+// statement's snapshot was taken, below the oldest transaction still
+// running (the horizon), in (tx_id, position) order: a row still to commit
+// has a tx_id at or above the horizon, so it sorts after everything
+// returned and a cursor never passes it.
+//
+// The horizon is pg_snapshot_xmin(pg_current_snapshot()), except that
+// transactions seen running in another database are left out: they cannot
+// write this database's events, and on a shared server they would
+// otherwise hold every reader back. A transaction that cannot be placed (it
+// ended meanwhile, or pg_stat_activity hides it from this role) still
+// counts, so leaving out is never a guess.
+const readAllSQL = `SELECT ` + eventColumns + `
+FROM {events}
+WHERE tx_id < (
+	SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+	FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+	WHERE NOT EXISTS (
+		SELECT 1 FROM pg_stat_activity a
+		WHERE a.backend_xid = x::xid
+		  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+	)
+)
+  AND (tx_id, position) > ($1::text::xid8, $2::bigint)
+ORDER BY tx_id, position
+LIMIT $3`
+
+// Load yields the stream's events with Version >= from, in order, reading
+// them in batches. See event.Store.
+func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[event.Event, error] {
+	if err := event.ValidateLoad(stream, from); err != nil {
+		return event.ErrorSeq(err)
+	}
+	return func(yield func(event.Event, error) bool) {
+		next := from
+		for first := true; ; first = false {
+			batch, err := s.queryEvents(ctx, s.q.load, stream, next, loadBatchSize)
+			if err != nil {
+				yield(event.Event{}, wrap(fmt.Sprintf("load stream %s from version %d", stream, next), err))
+				return
+			}
+			if first && len(batch) == 0 {
+				var exists bool
+				if err := s.db.QueryRowContext(ctx, s.q.streamExists, stream).Scan(&exists); err != nil {
+					yield(event.Event{}, wrap("load stream "+stream, err))
+				} else if !exists {
+					yield(event.Event{}, event.StreamNotFoundError(stream))
+				}
+				return
+			}
+			for _, e := range batch {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(batch) < loadBatchSize {
+				return
+			}
+			next = batch[len(batch)-1].Version + 1
+		}
+	}
+}
+
+// ReadAll returns up to limit events after the cursor in (TxID, Position)
+// order, from transactions that every reader sees as committed. It never
+// skips an event; an event of a transaction still running is returned by
+// a later call. See event.Store.
+func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]event.Event, error) {
+	if err := event.ValidateReadAll(after, limit); err != nil {
+		return nil, err
+	}
+	events, err := s.queryEvents(ctx, s.q.readAll, strconv.FormatUint(after.TxID, 10), after.Position, limit)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("read all after (tx %d, position %d)", after.TxID, after.Position), err)
+	}
+	return events, nil
+}
+
+func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]event.Event, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var events []event.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
+
+// scanEvent scans eventColumns, optionally preceded by extra destinations.
+func scanEvent(rows *sql.Rows, extra ...any) (event.Event, error) {
+	var (
+		e        event.Event
+		txID     int64
+		metadata sql.RawBytes
+	)
+	dest := append(extra, &e.Position, &txID, &e.ID, &e.StreamID, &e.StreamType, &e.Version,
+		&e.Type, &e.SchemaVersion, &e.Data, &metadata, &e.RecordedAt)
+	if err := rows.Scan(dest...); err != nil {
+		return event.Event{}, err
+	}
+	e.TxID = uint64(txID)
+	e.RecordedAt = e.RecordedAt.UTC()
+	if err := decodeMetadata(metadata, &e.Metadata); err != nil {
+		return event.Event{}, fmt.Errorf("decode metadata of event %s: %w", e.ID, err)
+	}
+	return e, nil
+}

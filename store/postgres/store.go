@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cqrskit/cqrskit/es"
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/outbox"
+)
+
+// Store is a PostgreSQL event store, snapshot store and outbox. It is safe
+// for concurrent use.
+type Store struct {
+	db         *sql.DB
+	cfg        Config
+	log        *slog.Logger
+	migrations fstest.MapFS
+	q          queries
+}
+
+var (
+	_ event.TxStore    = (*Store)(nil)
+	_ es.SnapshotStore = (*Store)(nil)
+	_ outbox.Store     = (*Store)(nil)
+)
+
+// ErrNotMigrated reports that the store's tables are missing.
+var ErrNotMigrated = errors.New("cqrskit tables are missing: run Store.Migrate or `cqrskit migrate up`")
+
+// New returns a store on db, which must use a PostgreSQL driver for
+// database/sql (pgx's stdlib is the tested one). New does not touch the
+// database; call Migrate to create the tables.
+func New(db *sql.DB, cfg Config) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("postgres.New: db is nil")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	files, err := renderMigrations(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, cfg: cfg, log: cfg.Logger, migrations: files, q: newQueries(cfg)}, nil
+}
+
+// DB returns the database the store uses, for beginning the transactions
+// passed to AppendTx.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// NotifyChannel is the channel notified, at commit, by every transaction
+// that writes outbox rows; a relay LISTENs on it. It is the table prefix
+// followed by "outbox", after "schema." when a Schema is set.
+func (s *Store) NotifyChannel() string { return notifyChannel(s.cfg) }
+
+// Table returns the qualified name of one of the store's tables, for
+// example Table("events") is "cqrs_events" with the default
+// configuration. Other packages' SQL (handlers, projections) uses it.
+func (s *Store) Table(name string) string { return s.cfg.templateData().Q + s.cfg.TablePrefix + name }
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// wrap adds op to err and recognises a database without the store's tables.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42P01", "3F000": // undefined_table, invalid_schema_name
+			return fmt.Errorf("%s: %w: %w", op, ErrNotMigrated, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// uniqueViolation returns the constraint a unique violation hit, or "".
+func uniqueViolation(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return pgErr.ConstraintName
+	}
+	return ""
+}
+
+// queries holds the store's SQL with table names filled in.
+type queries struct {
+	appendAny, appendNoStream, appendStreamExists, appendExactly string
+	diagnose, streamVersion, streamExists                        string
+	load, readAll                                                string
+	pending, deleteOutbox, outboxStats                           string
+	saveSnapshot, loadSnapshot                                   string
+}
+
+func newQueries(cfg Config) queries {
+	d := cfg.templateData()
+	r := strings.NewReplacer(
+		"{streams}", d.Q+d.Prefix+"streams",
+		"{events}", d.Q+d.Prefix+"events",
+		"{outbox}", d.Q+d.Prefix+"outbox",
+		"{snapshots}", d.Q+d.Prefix+"snapshots",
+	)
+	var q queries
+	q.appendAny = r.Replace(appendSQL(casAny))
+	q.appendNoStream = r.Replace(appendSQL(casNoStream))
+	q.appendStreamExists = r.Replace(appendSQL(casStreamExists))
+	q.appendExactly = r.Replace(appendSQL(casExactly))
+	q.diagnose = r.Replace(diagnoseSQL)
+	q.streamVersion = r.Replace(`SELECT coalesce((SELECT version FROM {streams} WHERE stream_id = $1), 0)`)
+	q.streamExists = r.Replace(`SELECT EXISTS (SELECT 1 FROM {streams} WHERE stream_id = $1)`)
+	q.load = r.Replace(loadSQL)
+	q.readAll = r.Replace(readAllSQL)
+	q.pending = r.Replace(pendingSQL)
+	q.deleteOutbox = r.Replace(`DELETE FROM {outbox} WHERE id = ANY($1::bigint[])`)
+	q.outboxStats = r.Replace(`SELECT count(*), min(created_at) FROM {outbox}`)
+	q.saveSnapshot = r.Replace(saveSnapshotSQL)
+	q.loadSnapshot = r.Replace(`SELECT version, schema_version, data, created_at FROM {snapshots} WHERE stream_id = $1`)
+	return q
+}

@@ -1,0 +1,139 @@
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Environment variables read by MachineNATS.
+const (
+	// EnvNATSURL names the machine's NATS server with JetStream, for
+	// example nats://127.0.0.1:4222.
+	EnvNATSURL = "CQRSKIT_TEST_NATS_URL"
+	// EnvRequireNATS=1 turns a missing CQRSKIT_TEST_NATS_URL from a skip
+	// into a failure. CI sets it.
+	EnvRequireNATS = "CQRSKIT_REQUIRE_NATS"
+)
+
+// NATSServer is an in-process NATS server with JetStream (file storage),
+// private to one test. Shutdown and Restart simulate an outage: the server
+// comes back on the same port with the same store, so clients reconnect
+// and stored messages survive.
+type NATSServer struct {
+	// URL is the client URL, for example nats://127.0.0.1:41234.
+	URL string
+
+	t        testing.TB
+	port     int
+	storeDir string
+
+	mu  sync.Mutex
+	srv *server.Server // nil while shut down
+}
+
+// NATS starts an in-process NATS server with JetStream for the test and
+// returns its URL. The server stores in a directory under t.TempDir,
+// listens on a random port and is shut down at cleanup.
+func NATS(t testing.TB) string {
+	t.Helper()
+	return StartNATS(t).URL
+}
+
+// StartNATS is NATS, returning the server so the test can stop and restart
+// it.
+func StartNATS(t testing.TB) *NATSServer {
+	t.Helper()
+	n := &NATSServer{t: t, storeDir: t.TempDir()}
+	srv, err := n.start(-1)
+	if err != nil {
+		t.Fatalf("testutil: start in-process NATS server: %v", err)
+	}
+	n.srv = srv
+	n.port = srv.Addr().(*net.TCPAddr).Port
+	n.URL = fmt.Sprintf("nats://127.0.0.1:%d", n.port)
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
+func (n *NATSServer) start(port int) (*server.Server, error) {
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "cqrskit-test",
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   n.storeDir,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("server on port %d not ready within 10s", port)
+	}
+	return srv, nil
+}
+
+// Shutdown stops the server and waits until it is down. Clients see a
+// disconnect and start reconnecting. Calling it again is a no-op.
+func (n *NATSServer) Shutdown() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	n.srv = nil
+}
+
+// Restart starts the server again on the same port with the same store
+// directory; a running server is shut down first. The test fails if the
+// server does not come back.
+func (n *NATSServer) Restart() {
+	n.t.Helper()
+	n.Shutdown()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var err error
+	for range 50 { // the port can linger briefly after shutdown
+		var srv *server.Server
+		if srv, err = n.start(n.port); err == nil {
+			n.srv = srv
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n.t.Fatalf("testutil: restart NATS server on port %d: %v", n.port, err)
+}
+
+// Running reports whether the server is up.
+func (n *NATSServer) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.srv != nil
+}
+
+// MachineNATS returns the URL in CQRSKIT_TEST_NATS_URL: the machine's NATS
+// server with JetStream. Without it the test is skipped, or fails when
+// CQRSKIT_REQUIRE_NATS=1. Tests sharing that server must use their own
+// stream and subject names and delete what they create.
+func MachineNATS(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvNATSURL); u != "" {
+		return u
+	}
+	if os.Getenv(EnvRequireNATS) == "1" {
+		t.Fatalf("testutil: %s=1 but %s is not set; point it at a NATS server with JetStream, e.g. nats://127.0.0.1:4222", EnvRequireNATS, EnvNATSURL)
+	}
+	t.Skipf("no machine NATS server: set %s=nats://127.0.0.1:4222 to run against it", EnvNATSURL)
+	return ""
+}

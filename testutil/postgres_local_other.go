@@ -1,0 +1,9 @@
+//go:build !unix
+
+package testutil
+
+import "errors"
+
+func localServer() (string, error) {
+	return "", errors.New("the local initdb provider needs a Unix system")
+}
