@@ -28,11 +28,12 @@ type Message struct {
 // Delivery is a message handed to a Handler.
 type Delivery struct {
 	Message
-	// Attempt counts deliveries of the message to its group, starting at 1.
-	// Brokers that track deliveries (NATS, memory) count across restarts
-	// and may count a delivery the handler never saw (a subscription that
-	// stopped with the message fetched); Kafka counts per subscription
-	// only.
+	// Attempt counts deliveries of the message to its group, starting at
+	// 1. Use it for backoff and give-up decisions; it is not an exact
+	// count across restarts: memory continues it, NATS continues from the
+	// server's delivery count (which includes deliveries the handler never
+	// saw, such as messages fetched by a subscription that stopped, and
+	// excludes in-place retries), Kafka starts again at 1.
 	Attempt int
 	// PublishedAt is when the broker stored the message; zero if unknown.
 	PublishedAt time.Time

@@ -356,6 +356,9 @@ func testReadAllPages(t *testing.T, h Harness) {
 		t.Errorf("ReadAll limit 0: %v, want ErrInvalidEvent", err)
 	}
 	last := readAll(t, h.Store, 100)
+	if len(last) == 0 {
+		t.Fatal("ReadAll returned nothing after 12 committed events")
+	}
 	page, err := h.Store.ReadAll(ctxFor(t), last[len(last)-1].Cursor(), 10)
 	if err != nil || len(page) != 0 {
 		t.Errorf("ReadAll after the last event = %d events, %v; want none", len(page), err)

@@ -202,7 +202,7 @@ func isUnavailable(err error) bool {
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrNoHeartbeat)
+		errors.Is(err, jetstream.ErrNoHeartbeat)
 }
 
 // redact removes passwords and tokens from server URLs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -421,5 +422,27 @@ func TestKeepAliveHoldsMessagesDuringLongHandler(t *testing.T) {
 	case d := <-got:
 		t.Fatalf("redelivered %s (attempt %d)", d.ID, d.Attempt)
 	case <-time.After(1500 * time.Millisecond):
+	}
+}
+
+func TestPublishBatchBeyondMaxPending(t *testing.T) {
+	// More messages in one call than the client allows unacknowledged
+	// (4,096): Publish waits for slots instead of failing.
+	url := testutil.NATS(t)
+	b := newBroker(t, url, natsjs.Config{Stream: "BIG", SubjectPrefix: "big"})
+	msgs := make([]messagebus.Message, 10_000)
+	for i := range msgs {
+		msgs[i] = messagebus.Message{ID: uuid.NewString(), Topic: "t", Key: "k" + strconv.Itoa(i%50), Payload: []byte("x")}
+	}
+	if err := b.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := nats.Connect(url)
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, _ := js.Stream(t.Context(), "BIG")
+	info, err := s.Info(t.Context())
+	if err != nil || info.State.Msgs != uint64(len(msgs)) {
+		t.Fatalf("stream holds %d messages (%v), want %d", info.State.Msgs, err, len(msgs))
 	}
 }
