@@ -248,4 +248,3 @@ func countByID(ds []messagebus.Delivery) map[string]int {
 	}
 	return n
 }
-
