@@ -105,6 +105,9 @@ type queries struct {
 	load, readAll                                                string
 	pending, deleteOutbox, outboxStats                           string
 	saveSnapshot, loadSnapshot                                   string
+
+	handler    handlerQueries    // handler.go
+	checkpoint checkpointQueries // checkpoint.go
 }
 
 func newQueries(cfg Config) queries {
@@ -130,5 +133,7 @@ func newQueries(cfg Config) queries {
 	q.outboxStats = r.Replace(`SELECT count(*), min(created_at) FROM {outbox}`)
 	q.saveSnapshot = r.Replace(saveSnapshotSQL)
 	q.loadSnapshot = r.Replace(`SELECT version, schema_version, data, created_at FROM {snapshots} WHERE stream_id = $1`)
+	q.handler = newHandlerQueries(cfg)
+	q.checkpoint = newCheckpointQueries(cfg)
 	return q
 }

@@ -1,0 +1,421 @@
+package handler
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"runtime/debug"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/messagebus"
+	"github.com/cqrskit/cqrskit/outbox"
+)
+
+// Func handles one event inside tx: it writes the read model (or whatever
+// the event should change) through tx, and the Handler commits tx together
+// with the event's processed mark. It must not commit or roll back tx, and
+// must not have effects outside tx that cannot be repeated: a failed try
+// is rolled back and tried again.
+type Func func(ctx context.Context, tx *sql.Tx, e event.Event) error
+
+// HeaderMessageID is set on a dead letter's headers when the message ID was
+// not a UUID; DeadLetter.EventID is then derived from it.
+const HeaderMessageID = "Cqrs-Message-Id"
+
+// maxTrackedFailures bounds the first-failure times a Handler remembers for
+// its dead letters.
+const maxTrackedFailures = 10_000
+
+// Handler runs a Func exactly once per event: see Idempotent. It is safe for
+// concurrent use.
+type Handler struct {
+	name   string
+	store  Store
+	fn     Func
+	policy RetryPolicy
+	log    *slog.Logger
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
+	random func() float64
+	tracer trace.Tracer
+
+	failMu   sync.Mutex
+	failedAt map[uuid.UUID]time.Time // first failure of events still failing
+}
+
+// Idempotent returns a Handler named name that applies each event to fn
+// exactly once, recording the processed marks and dead letters in store.
+//
+// The name identifies the handler's marks and dead letters: keep it stable
+// across deployments, and give every handler its own (two handlers sharing a
+// name would each skip events the other handled).
+//
+// For one delivery the handler begins a transaction on store.DB(), records
+// the mark (handler name, event ID) — an event marked already is skipped and
+// acknowledged — runs fn in the same transaction and commits; returning nil
+// then acknowledges the message. See the package documentation for retries,
+// dead letters and what counts as a database failure.
+func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	var errs []error
+	if name == "" || !utf8.ValidString(name) {
+		errs = append(errs, fmt.Errorf("handler: name %q: must be non-empty UTF-8", name))
+	}
+	if store == nil {
+		errs = append(errs, errors.New("handler: a Store is required"))
+	}
+	if fn == nil {
+		errs = append(errs, errors.New("handler: a Func is required"))
+	}
+	policy, err := c.policy.withDefaults()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Handler{
+		name:     name,
+		store:    store,
+		fn:       fn,
+		policy:   policy,
+		log:      c.logger,
+		now:      c.now,
+		sleep:    c.sleep,
+		random:   c.random,
+		tracer:   c.tp.Tracer("github.com/cqrskit/cqrskit/handler"),
+		failedAt: map[uuid.UUID]time.Time{},
+	}, nil
+}
+
+// Name returns the handler's name.
+func (h *Handler) Name() string { return h.name }
+
+// Policy returns the handler's retry policy, defaults filled in.
+func (h *Handler) Policy() RetryPolicy { return h.policy }
+
+// Handle handles one delivery; pass h.Handle to messagebus Subscribe.
+//
+// It returns nil, so the message is acknowledged, when the event took
+// effect (now or before: a duplicate) or went to the dead letters. It
+// returns an error, so the broker delivers the message again, when the
+// handler's in-process tries are used up (with the next backoff delay,
+// see messagebus.RetryAfter), when the database failed, or when ctx ended.
+func (h *Handler) Handle(ctx context.Context, d messagebus.Delivery) error {
+	it := h.newItem(d)
+	ctx, span := h.startSpan(ctx, "handle "+it.e.Type, d.Headers, nil,
+		attribute.String("cqrskit.event.id", it.e.ID.String()),
+		attribute.String("cqrskit.event.type", it.e.Type),
+		attribute.String("cqrskit.stream.id", it.e.StreamID),
+		attribute.Int("messaging.delivery.attempt", d.Attempt))
+	err := h.handle(ctx, it)
+	endSpan(span, err)
+	return err
+}
+
+// handle runs it to an outcome: applied, dead-lettered, or an error.
+func (h *Handler) handle(ctx context.Context, it *item) error {
+	if it.bad != nil {
+		return h.deadLetter(ctx, it, it.bad, max(1, h.attempt(it)))
+	}
+	return h.retry(ctx, it)
+}
+
+// item is one delivery on its way through the handler.
+type item struct {
+	d     messagebus.Delivery
+	e     event.Event
+	bad   error // the message is not an event: dead-letter it
+	tries int   // Func tries in this delivery
+	err   error // the last try's Func error, nil before the first failure
+}
+
+func (h *Handler) newItem(d messagebus.Delivery) *item {
+	it := &item{d: d}
+	it.e, it.bad = decode(d.Message)
+	if it.bad != nil {
+		it.e.ID = messageEventID(d.ID)
+	}
+	return it
+}
+
+// decode rebuilds the event a relay published. A message that is not one
+// fails with an *event.DecodeError, so errors.Is(err, event.ErrDecode).
+func decode(m messagebus.Message) (event.Event, error) {
+	e, err := outbox.EventFromMessage(m)
+	if err != nil {
+		return event.Event{}, &event.DecodeError{
+			EventID: m.ID, Stream: m.Key, Type: m.Headers[outbox.HeaderEventType],
+			Err: fmt.Errorf("message is not an event: %w", err),
+		}
+	}
+	return e, nil
+}
+
+// messageEventID is the event ID of a message whose ID may not be a UUID:
+// the ID itself, or a UUID derived from it (stable, so a redelivery updates
+// the same dead letter).
+func messageEventID(id string) uuid.UUID {
+	if u, err := uuid.Parse(id); err == nil {
+		return u
+	}
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("cqrskit:message:"+id))
+}
+
+// attempt numbers the item's latest try over all deliveries. Earlier
+// deliveries are counted as InProcess tries each, so it may run ahead of
+// the real count (after a restart, a database outage) but never behind.
+func (h *Handler) attempt(it *item) int {
+	return (max(it.d.Attempt, 1)-1)*h.policy.InProcess + it.tries
+}
+
+// retry tries it until it takes effect, is dead-lettered, or goes back to
+// the broker. it may have failed a try already (in a batch).
+func (h *Handler) retry(ctx context.Context, it *item) error {
+	for {
+		if it.err != nil {
+			n := h.attempt(it)
+			if errors.Is(it.err, ErrPermanent) || errors.Is(it.err, event.ErrDecode) || h.policy.exhausted(n) {
+				return h.deadLetter(ctx, it, it.err, n)
+			}
+			wait := h.policy.delay(n, h.random())
+			if it.tries >= h.policy.InProcess {
+				h.log.WarnContext(ctx, "handler: event failed; the broker will deliver it again",
+					h.attrs(it, slog.Int("attempt", n), slog.Duration("retry_in", wait), slog.Any("err", it.err))...)
+				return messagebus.RetryAfter(h.wrap(it, fmt.Errorf("attempt %d: %w", n, it.err)), wait)
+			}
+			h.log.WarnContext(ctx, "handler: event failed; retrying",
+				h.attrs(it, slog.Int("attempt", n), slog.Duration("retry_in", wait), slog.Any("err", it.err))...)
+			if err := h.sleep(ctx, wait); err != nil {
+				return h.wrap(it, fmt.Errorf("wait to retry after attempt %d: %w", n, err))
+			}
+		}
+		switch out, err := h.try(ctx, it); out {
+		case applied, duplicate:
+			h.forgetFailure(it.e.ID)
+			return nil
+		case failed:
+			it.err = err
+			h.noteFailure(it.e.ID)
+		default:
+			return h.unavailable(ctx, it, err)
+		}
+	}
+}
+
+// outcome is the result of one try.
+type outcome int
+
+const (
+	applied     outcome = iota // committed with its mark
+	duplicate                  // marked before: nothing done
+	failed                     // the Func failed; tried again or dead-lettered
+	unavailable                // the database failed: never dead-lettered
+)
+
+// try applies it once in its own transaction.
+func (h *Handler) try(ctx context.Context, it *item) (outcome, error) {
+	tx, err := h.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable, fmt.Errorf("begin transaction: %w", err)
+	}
+	fresh, err := h.store.MarkProcessed(ctx, tx, h.name, it.e.ID)
+	if err != nil {
+		_ = tx.Rollback()
+		return unavailable, fmt.Errorf("mark processed: %w", err)
+	}
+	if !fresh {
+		_ = tx.Rollback()
+		h.log.DebugContext(ctx, "handler: event handled before; skipped", h.attrs(it)...)
+		return duplicate, nil
+	}
+	if err := h.call(ctx, tx, it.e); err != nil {
+		_ = tx.Rollback()
+		if h.databaseGone(ctx, err) {
+			return unavailable, err
+		}
+		it.tries++
+		return failed, err
+	}
+	if err := tx.Commit(); err != nil {
+		// The commit may have happened all the same; the mark makes the
+		// next try find out.
+		return unavailable, fmt.Errorf("commit: %w", err)
+	}
+	return applied, nil
+}
+
+// call runs the Func, turning a panic into an error; the stack goes to the
+// log.
+func (h *Handler) call(ctx context.Context, tx *sql.Tx, e event.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.ErrorContext(ctx, "handler: panic in handler func",
+				slog.String("handler", h.name), slog.String("event_id", e.ID.String()),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("handler func panicked: %v", r)
+		}
+	}()
+	return h.fn(ctx, tx, e)
+}
+
+// databaseGone reports a Func error that is the connection's or the
+// context's fault, not the event's: it is retried and never dead-lettered.
+func (h *Handler) databaseGone(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)
+}
+
+// unavailable hands the message back to the broker after a database
+// failure. The delay grows with the delivery count.
+func (h *Handler) unavailable(ctx context.Context, it *item, err error) error {
+	err = h.wrap(it, err)
+	if ctx.Err() != nil {
+		return err
+	}
+	wait := h.policy.delay(max(it.d.Attempt, 1), h.random())
+	h.log.WarnContext(ctx, "handler: database unavailable; the message stays with the broker",
+		h.attrs(it, slog.Duration("retry_in", wait), slog.Any("err", err))...)
+	return messagebus.RetryAfter(err, wait)
+}
+
+// deadLetter stores it as a dead letter. Only a stored dead letter lets the
+// message be acknowledged: if storing fails the error goes back to the
+// broker.
+func (h *Handler) deadLetter(ctx context.Context, it *item, cause error, attempts int) error {
+	now := h.now().UTC()
+	headers := maps.Clone(it.d.Headers)
+	if _, err := uuid.Parse(it.d.ID); err != nil {
+		if headers == nil {
+			headers = map[string]string{}
+		}
+		headers[HeaderMessageID] = it.d.ID
+	}
+	payload := it.d.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	dl := DeadLetter{
+		Handler:       h.name,
+		EventID:       it.e.ID,
+		Topic:         it.d.Topic,
+		Payload:       payload,
+		Headers:       headers,
+		Error:         cause.Error(),
+		Attempts:      attempts,
+		FirstFailedAt: h.firstFailure(it.e.ID, now),
+		LastFailedAt:  now,
+	}
+	if err := h.store.PutDeadLetter(ctx, dl); err != nil {
+		return h.unavailable(ctx, it, fmt.Errorf("store dead letter: %w (after: %v)", err, cause))
+	}
+	h.forgetFailure(it.e.ID)
+	h.log.ErrorContext(ctx, "handler: event dead-lettered",
+		h.attrs(it, slog.Int("attempts", attempts), slog.Any("err", cause))...)
+	return nil
+}
+
+// GiveUp dead-letters a message the subscription gave up on. Pass it to
+// messagebus.WithGiveUp when the subscription's max deliveries may run out
+// before the retry policy's MaxAttempts. If the dead letter cannot be
+// stored the failure is logged: the subscription skips the message anyway.
+func (h *Handler) GiveUp(ctx context.Context, d messagebus.Delivery, err error) {
+	it := h.newItem(d)
+	if derr := h.deadLetter(ctx, it, err, max(1, h.attempt(it))); derr != nil {
+		h.log.ErrorContext(ctx, "handler: the subscription gave up on a message and its dead letter could not be stored",
+			h.attrs(it, slog.Any("err", derr))...)
+	}
+}
+
+func (h *Handler) wrap(it *item, err error) error {
+	return fmt.Errorf("handler %s: event %s: %w", h.name, it.e.ID, err)
+}
+
+func (h *Handler) attrs(it *item, more ...any) []any {
+	return append([]any{
+		slog.String("handler", h.name), slog.String("event_id", it.e.ID.String()),
+		slog.String("event_type", it.e.Type), slog.String("stream", it.e.StreamID),
+	}, more...)
+}
+
+// noteFailure remembers when an event first failed, for its dead letter.
+func (h *Handler) noteFailure(id uuid.UUID) {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	if _, ok := h.failedAt[id]; ok {
+		return
+	}
+	if len(h.failedAt) >= maxTrackedFailures {
+		for k := range h.failedAt { // drop an arbitrary one
+			delete(h.failedAt, k)
+			break
+		}
+	}
+	h.failedAt[id] = h.now().UTC()
+}
+
+func (h *Handler) firstFailure(id uuid.UUID, now time.Time) time.Time {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	if t, ok := h.failedAt[id]; ok && t.Before(now) {
+		return t
+	}
+	return now
+}
+
+func (h *Handler) forgetFailure(id uuid.UUID) {
+	h.failMu.Lock()
+	delete(h.failedAt, id)
+	h.failMu.Unlock()
+}
+
+// startSpan starts a consumer span, a child of the trace context in
+// headers when there is one, else linked to links' contexts.
+func (h *Handler) startSpan(ctx context.Context, name string, headers map[string]string, links []trace.Link, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if headers != nil {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(headers))
+	}
+	attrs = append(attrs, attribute.String("cqrskit.handler", h.name))
+	return h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attrs...), trace.WithLinks(links...))
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// Prune deletes the handler's processed marks older than retention and
+// returns how many it deleted. An event whose mark is gone is applied again
+// if it is delivered again, so retention must exceed the longest time a
+// message can be redelivered: see the package documentation.
+func (h *Handler) Prune(ctx context.Context, retention time.Duration) (int64, error) {
+	if retention <= 0 {
+		return 0, fmt.Errorf("handler %s: prune: retention %s must be positive", h.name, retention)
+	}
+	n, err := h.store.PruneProcessed(ctx, h.name, h.now().Add(-retention))
+	if err != nil {
+		return n, fmt.Errorf("handler %s: prune processed marks: %w", h.name, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,206 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/sample/domain"
+)
+
+// ProductView is a product as the API shows it.
+type ProductView struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	SKU          string `json:"sku"`
+	PriceCents   int64  `json:"price_cents"`
+	Stock        int64  `json:"stock"`
+	Discontinued bool   `json:"discontinued"`
+	Version      int64  `json:"version"`
+}
+
+// ViewOf returns the view of an aggregate loaded from the event store.
+func ViewOf(p *domain.Product) ProductView {
+	return ProductView{ID: p.ID(), Name: p.Name, SKU: p.SKU, PriceCents: p.PriceCents,
+		Stock: p.Stock, Discontinued: p.Discontinued, Version: p.Version()}
+}
+
+// Products is the products read model: the products table, fed by Apply
+// from the broker (through an idempotent handler, which commits Apply's
+// writes with its dedupe mark) and read by the API.
+type Products struct {
+	db   *sql.DB
+	reg  *event.Registry
+	poll time.Duration
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced by Notify
+}
+
+// NewProducts returns the read model on db, decoding events with reg.
+func NewProducts(db *sql.DB, reg *event.Registry) *Products {
+	return &Products{db: db, reg: reg, poll: 25 * time.Millisecond, changed: make(chan struct{})}
+}
+
+// Apply applies one product event to the products table in tx. Events of
+// other stream types are ignored.
+//
+// Each event moves a product from version v-1 to v. An event already
+// applied (v at or below the row's version) is skipped, so a redelivery
+// changes nothing. An event that arrives before its predecessor, as it can
+// with several consumers sharing a group, fails with a *GapError: the
+// handler retries it after the predecessor.
+func (m *Products) Apply(ctx context.Context, tx *sql.Tx, e event.Event) error {
+	id, ok := productID(e)
+	if !ok {
+		return nil
+	}
+	data, err := m.reg.Decode(e)
+	if err != nil {
+		return err
+	}
+	at := e.RecordedAt.UnixNano()
+	if d, ok := data.(domain.Created); ok {
+		if e.Version != 1 {
+			return fmt.Errorf("products read model: %s at version %d of product %s", e.Type, e.Version, id)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO products (id, name, sku, price_cents, stock, discontinued, version, updated_at)
+			VALUES ($1, $2, $3, $4, $5, FALSE, 1, $6) ON CONFLICT (id) DO NOTHING`,
+			id, d.Name, d.SKU, d.PriceCents, d.Stock, at)
+		return err
+	}
+	var (
+		set string
+		arg any
+	)
+	switch d := data.(type) {
+	case domain.Renamed:
+		set, arg = "name = $4", d.Name
+	case domain.PriceChanged:
+		set, arg = "price_cents = $4", d.PriceCents
+	case domain.StockAdjusted:
+		set, arg = "stock = $4", d.Stock
+	case domain.Discontinued:
+		set, arg = "discontinued = $4", true
+	default:
+		return fmt.Errorf("products read model: unexpected event %s (%T)", e.Type, data)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE products SET `+set+`, version = $2, updated_at = $3
+		WHERE id = $1 AND version = $2 - 1`, id, e.Version, at, arg)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var have int64
+	err = tx.QueryRowContext(ctx, `SELECT version FROM products WHERE id = $1`, id).Scan(&have)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if have >= e.Version {
+		return nil // applied before
+	}
+	return &GapError{ID: id, Have: have, Got: e.Version}
+}
+
+// Notify wakes readers waiting in WaitFor. Call it after a transaction in
+// which Apply wrote commits; readers in other processes poll instead.
+func (m *Products) Notify() {
+	m.mu.Lock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *Products) changedChan() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+const productColumns = `id, name, sku, price_cents, stock, discontinued, version`
+
+func scanProduct(scan func(...any) error) (ProductView, error) {
+	var v ProductView
+	err := scan(&v.ID, &v.Name, &v.SKU, &v.PriceCents, &v.Stock, &v.Discontinued, &v.Version)
+	return v, err
+}
+
+// Get returns product id from the read model, or ErrNotFound.
+func (m *Products) Get(ctx context.Context, id string) (ProductView, error) {
+	id, err := ParseID(id)
+	if err != nil {
+		return ProductView{}, err
+	}
+	v, err := scanProduct(m.db.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1`, id).Scan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ProductView{}, fmt.Errorf("product %s: %w", id, ErrNotFound)
+	}
+	return v, err
+}
+
+// WaitFor returns product id once the read model has it at minVersion or
+// later, waiting at most timeout. When time is up the error is a
+// *NotCaughtUpError.
+func (m *Products) WaitFor(ctx context.Context, id string, minVersion int64, timeout time.Duration) (ProductView, error) {
+	start := time.Now()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := m.changedChan() // before reading: a change after the read wakes us
+		v, err := m.Get(ctx, id)
+		switch {
+		case err == nil && v.Version >= minVersion:
+			return v, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return ProductView{}, err
+		}
+		poll := time.NewTimer(m.poll)
+		select {
+		case <-changed:
+		case <-poll.C:
+		case <-deadline.C:
+			poll.Stop()
+			return ProductView{}, &NotCaughtUpError{ID: id, Want: minVersion, Have: v.Version,
+				Elapsed: time.Since(start).Round(time.Millisecond).String()}
+		case <-ctx.Done():
+			poll.Stop()
+			return ProductView{}, ctx.Err()
+		}
+		poll.Stop()
+	}
+}
+
+// List returns up to limit products with an ID after after ("" for the
+// first page), in ID order, which for UUIDv7 IDs is creation order.
+func (m *Products) List(ctx context.Context, after string, limit int) ([]ProductView, error) {
+	rows, err := m.db.QueryContext(ctx, `SELECT `+productColumns+` FROM products WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []ProductView{}
+	for rows.Next() {
+		v, err := scanProduct(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// productID returns the product ID of a product event.
+func productID(e event.Event) (string, bool) {
+	id, ok := strings.CutPrefix(e.StreamID, domain.StreamType+"-")
+	if !ok || (e.StreamType != "" && e.StreamType != domain.StreamType) {
+		return "", false
+	}
+	return id, true
+}

@@ -1,0 +1,274 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/cqrskit/cqrskit/event"
+)
+
+// This file holds read-mostly queries for operators: the cqrskit CLI lists
+// streams, migrations and checkpoints with them. None is on a hot path.
+
+// StreamInfo describes one stream, as ListStreams returns it.
+type StreamInfo struct {
+	StreamID   string
+	StreamType string
+	// Version is the stream's current version: its number of events.
+	Version int64
+	// UpdatedAt is when the stream's last event was recorded, in UTC.
+	UpdatedAt time.Time
+}
+
+// ListStreams returns up to limit streams whose ID sorts after after, in
+// stream ID order (the database collation); pass the last ID returned to
+// read the next page, "" for the first.
+func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]StreamInfo, error) {
+	if limit < 1 {
+		return nil, &event.ValidationError{Field: "limit", Value: strconv.Itoa(limit), Reason: "limit must be >= 1"}
+	}
+	rows, err := s.db.QueryContext(ctx, s.adminSQL(`SELECT s.stream_id, s.stream_type, s.version, e.recorded_at
+FROM {streams} s
+LEFT JOIN {events} e ON e.stream_id = s.stream_id AND e.version = s.version
+WHERE s.stream_id > $1
+ORDER BY s.stream_id
+LIMIT $2`), after, limit)
+	if err != nil {
+		return nil, wrap("list streams", err)
+	}
+	defer rows.Close()
+	var out []StreamInfo
+	for rows.Next() {
+		var (
+			si      StreamInfo
+			updated sql.NullTime
+		)
+		if err := rows.Scan(&si.StreamID, &si.StreamType, &si.Version, &updated); err != nil {
+			return nil, wrap("list streams", err)
+		}
+		if updated.Valid {
+			si.UpdatedAt = updated.Time.UTC()
+		}
+		out = append(out, si)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list streams", err)
+	}
+	return out, nil
+}
+
+// Migration is one of the store's embedded migrations and whether the
+// database has it.
+type Migration struct {
+	// Version is the migration's number, from its file name.
+	Version int64
+	// Name is the migration's file name, for example "00001_schema.sql".
+	Name string
+	// Applied reports whether Migrate recorded the migration as applied.
+	Applied bool
+	// AppliedAt is when it was recorded, as the version table stores it;
+	// zero when not applied.
+	AppliedAt time.Time
+}
+
+// MigrationStatus returns the embedded migrations in order, each with
+// whether the database recorded it in goose's version table. It only
+// reads: unlike goose's own status it does not create the version table.
+//
+// Schema applied by hand from MigrationSQL is not recorded: its migrations
+// show as pending, and TablesExist reports the tables.
+func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
+	versionTable := s.Table(versionTable)
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, versionTable).Scan(&exists); err != nil {
+		return nil, wrap("migration status", err)
+	}
+	applied := map[int64]time.Time{}
+	if exists {
+		// goose inserts a row per applied version (and deletes it on
+		// down); the latest row of a version wins.
+		rows, err := s.db.QueryContext(ctx, `SELECT version_id, is_applied, tstamp FROM `+versionTable+` ORDER BY id`)
+		if err != nil {
+			return nil, wrap("migration status", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				v  int64
+				ok bool
+				at time.Time
+			)
+			if err := rows.Scan(&v, &ok, &at); err != nil {
+				return nil, wrap("migration status", err)
+			}
+			if ok {
+				applied[v] = at.UTC()
+			} else {
+				delete(applied, v)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, wrap("migration status", err)
+		}
+	}
+	return migrationStates(s.migrations, applied)
+}
+
+// migrationStates lists files' migrations with their applied times.
+func migrationStates(files fs.FS, applied map[int64]time.Time) ([]Migration, error) {
+	names, err := fs.Glob(files, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, 0, len(names))
+	for _, name := range names {
+		v, err := goose.NumericComponent(name)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", name, err)
+		}
+		at, ok := applied[v]
+		out = append(out, Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
+	}
+	return out, nil
+}
+
+// TablesExist reports whether the store's events table exists, whether
+// Migrate created it or a user applied MigrationSQL by hand.
+func (s *Store) TablesExist(ctx context.Context) (bool, error) {
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.Table("events")).Scan(&exists); err != nil {
+		return false, wrap("look for the events table", err)
+	}
+	return exists, nil
+}
+
+// Head returns the cursor of the last event in (TxID, Position) order, the
+// zero Cursor when the store is empty. The event may belong to a
+// transaction that ReadAll does not return yet (see ReadAll); a catch-up
+// reader has reached Head once its cursor is not Less than it.
+func (s *Store) Head(ctx context.Context) (event.Cursor, error) {
+	var (
+		c    event.Cursor
+		txID int64
+	)
+	err := s.db.QueryRowContext(ctx, s.adminSQL(`SELECT (tx_id::text)::bigint, position FROM {events} ORDER BY tx_id DESC, position DESC LIMIT 1`)).
+		Scan(&txID, &c.Position)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return event.Cursor{}, nil
+	case err != nil:
+		return event.Cursor{}, wrap("read the head of the log", err)
+	}
+	c.TxID = uint64(txID)
+	return c, nil
+}
+
+// LiveCursor returns a cursor for following the log from now on: ReadAll
+// after it returns every event that commits later, and none committed
+// before the oldest transaction still running began. It is that
+// transaction's ID (pg_snapshot_xmin), so it also returns the events of
+// transactions that committed moments before the call; it never skips one.
+func (s *Store) LiveCursor(ctx context.Context) (event.Cursor, error) {
+	var xmin int64
+	if err := s.db.QueryRowContext(ctx, `SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint`).Scan(&xmin); err != nil {
+		return event.Cursor{}, wrap("read the oldest running transaction", err)
+	}
+	return event.Cursor{TxID: uint64(xmin)}, nil
+}
+
+// CheckpointInfo is one projection's stored checkpoint.
+type CheckpointInfo struct {
+	Name string
+	// Cursor is the position after the last event the projection applied.
+	Cursor event.Cursor
+	// UpdatedAt is when the checkpoint was last saved, in UTC.
+	UpdatedAt time.Time
+}
+
+// ListCheckpoints returns every projection checkpoint, by name.
+func (s *Store) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) {
+	rows, err := s.db.QueryContext(ctx, s.adminSQL(`SELECT name, tx_id, position, updated_at FROM {checkpoints} ORDER BY name`))
+	if err != nil {
+		return nil, wrap("list checkpoints", err)
+	}
+	defer rows.Close()
+	var out []CheckpointInfo
+	for rows.Next() {
+		var (
+			c    CheckpointInfo
+			txID int64
+		)
+		if err := rows.Scan(&c.Name, &txID, &c.Cursor.Position, &c.UpdatedAt); err != nil {
+			return nil, wrap("list checkpoints", err)
+		}
+		c.Cursor.TxID = uint64(txID)
+		c.UpdatedAt = c.UpdatedAt.UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list checkpoints", err)
+	}
+	return out, nil
+}
+
+// adminSQL fills the {table} placeholders of query.
+func (s *Store) adminSQL(query string) string {
+	for _, t := range []string{"streams", "events", "outbox", "checkpoints", "relay_leases", "dead_letters"} {
+		query = strings.ReplaceAll(query, "{"+t+"}", s.Table(t))
+	}
+	return query
+}
+
+// LeaseHolder describes the session holding the outbox relay's advisory
+// lock (see Leader): the active relay.
+type LeaseHolder struct {
+	// PID is the session's backend process ID (pg_backend_pid()).
+	PID int
+	// ApplicationName is the session's application_name, "" if unset or
+	// hidden from this role.
+	ApplicationName string
+	// ClientAddr is the client's address, "" over a Unix socket or when
+	// hidden from this role.
+	ClientAddr string
+	// User is the session's role.
+	User string
+	// SessionStart is when the session connected, in UTC; PostgreSQL does
+	// not record when the lock was taken. Zero when hidden.
+	SessionStart time.Time
+}
+
+// LeaseHolder returns the session holding the outbox relay's advisory
+// lock, and false when no relay is active. It reads pg_locks, joined with
+// pg_stat_activity for the session's details.
+func (s *Store) LeaseHolder(ctx context.Context) (LeaseHolder, bool, error) {
+	var (
+		h       LeaseHolder
+		started sql.NullTime
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''),
+	coalesce(a.usename::text, ''), a.backend_start
+FROM pg_locks l
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND (l.classid::bigint << 32 | l.objid::bigint) = `+relayLockKey+`
+LIMIT 1`, s.Table("outbox")).Scan(&h.PID, &h.ApplicationName, &h.ClientAddr, &h.User, &started)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return LeaseHolder{}, false, nil
+	case err != nil:
+		return LeaseHolder{}, false, wrap("find the relay lock's holder", err)
+	}
+	if started.Valid {
+		h.SessionStart = started.Time.UTC()
+	}
+	return h, true, nil
+}
