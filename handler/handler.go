@@ -134,7 +134,7 @@ func (h *Handler) Handle(ctx context.Context, d messagebus.Delivery) error {
 // handle runs it to an outcome: applied, dead-lettered, or an error.
 func (h *Handler) handle(ctx context.Context, it *item) error {
 	if it.bad != nil {
-		return h.deadLetter(ctx, it, it.bad, max(1, h.attempt(it)))
+		return h.deadLetter(ctx, it, it.bad, max(1, it.d.Attempt))
 	}
 	return h.retry(ctx, it)
 }
@@ -338,7 +338,11 @@ func (h *Handler) deadLetter(ctx context.Context, it *item, cause error, attempt
 // stored the failure is logged: the subscription skips the message anyway.
 func (h *Handler) GiveUp(ctx context.Context, d messagebus.Delivery, err error) {
 	it := h.newItem(d)
-	if derr := h.deadLetter(ctx, it, err, max(1, h.attempt(it))); derr != nil {
+	attempts := max(1, d.Attempt) // each delivery looked at a bad message once
+	if it.bad == nil {
+		attempts *= h.policy.InProcess
+	}
+	if derr := h.deadLetter(ctx, it, err, attempts); derr != nil {
 		h.log.ErrorContext(ctx, "handler: the subscription gave up on a message and its dead letter could not be stored",
 			h.attrs(it, slog.Any("err", derr))...)
 	}

@@ -56,12 +56,18 @@ func postgresStore(t *testing.T) *postgres.Store {
 	return s
 }
 
-func natsBroker(t testing.TB, url string) *natsjs.Broker {
+// natsBroker connects to url on a stream of its own; tweak adjusts the
+// config.
+func natsBroker(t testing.TB, url string, tweak ...func(*natsjs.Config)) *natsjs.Broker {
 	t.Helper()
-	b, err := natsjs.New(context.Background(), natsjs.Config{
+	cfg := natsjs.Config{
 		URL: url, Stream: "RELAY_" + fmt.Sprint(rand.Uint64()), SubjectPrefix: "rt" + fmt.Sprint(rand.Uint32()),
 		Logger: quiet,
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	b, err := natsjs.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +171,10 @@ func TestRelayKafkaCrashBetweenPublishAndDelete(t *testing.T) {
 func TestRelaySurvivesNATSOutage(t *testing.T) {
 	store := sqliteStore(t)
 	srv := testutil.StartNATS(t)
-	broker := natsBroker(t, srv.URL)
+	// The shutdown cuts the collector's pull short: messages the server
+	// sent it then never arrive and come back only after AckWait (see
+	// "Outages" in natsjs). The default 30s is longer than waitFor's 15s.
+	broker := natsBroker(t, srv.URL, func(c *natsjs.Config) { c.AckWait = 2 * time.Second })
 	got := collect(t, broker, "thing")
 	fill(t, store, 20, 100)
 	r, _ := startRelay(t, outbox.Config{

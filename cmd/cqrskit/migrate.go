@@ -44,13 +44,13 @@ func (a *app) migrateCommand() *cobra.Command {
 migrations are skipped, so running it again is harmless. PostgreSQL takes an
 advisory lock, so services migrating at start-up and the CLI take turns. With
 --schema the schema is created if needed.`,
-		Args: args(cobra.NoArgs),
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.migrateUp(cmd.Context()) },
 	}
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "List the migrations and whether the database has them",
-		Args:  args(cobra.NoArgs),
+		Args:  usageArgs(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return a.migrateStatus(cmd.Context()) },
 	}
 	var dialect string
@@ -61,7 +61,7 @@ advisory lock, so services migrating at start-up and the CLI take turns. With
 --schema and --table-prefix applied. Every statement is idempotent, and
 'cqrskit migrate up' can take over later. The dialect comes from --db (no
 connection is made) or --dialect.`,
-		Args: args(cobra.NoArgs),
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error { return a.migrateSQL(dialect) },
 	}
 	sql.Flags().StringVar(&dialect, "dialect", "", "postgres or sqlite (default: from --db)")

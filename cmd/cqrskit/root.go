@@ -147,6 +147,7 @@ func groupArgs(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	cmd.SuggestionsMinimumDistance = 2 // cobra's default, applied only on its own path
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 		msg += fmt.Sprintf("; did you mean %q?", s[0])
 	}
@@ -161,11 +162,11 @@ func groupRun(cmd *cobra.Command, _ []string) error {
 			names = append(names, c.Name())
 		}
 	}
-	return usagef("%s needs a command: %s", cmd.CommandPath(), strings.Join(names, ", "))
+	return usagef("missing command after %q; choose one of: %s", cmd.CommandPath(), strings.Join(names, ", "))
 }
 
-// args wraps a cobra argument check so that its error is a usage error.
-func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+// usageArgs wraps a cobra argument check so that its error is a usage error.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
 			return usageError{err}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,6 +141,102 @@ func TestOutage(t *testing.T) {
 	}
 	// The subscription survived the outage and the stream its messages.
 	receive(t, got, down[0].ID, down[1].ID)
+}
+
+func TestSubscriptionAcrossServerRestart(t *testing.T) {
+	// A publisher keeps going while the server shuts down and comes back.
+	// The server ends the open pull with "409 Server Shutdown" but goes on
+	// delivering to it for a moment: those messages count as delivered and
+	// never reach the handler, so they come back only after AckWait. The
+	// subscriber must still get every message, once, each key in order.
+	srv := testutil.StartNATS(t)
+	b := newBroker(t, srv.URL, natsjs.Config{AckWait: 2 * time.Second})
+	const keys, perKey = 10, 300
+	var (
+		mu    sync.Mutex
+		seen  = map[string]int{}
+		byKey = map[string][]int{}
+	)
+	all := make(chan struct{})
+	sub, err := b.Subscribe(t.Context(), "restart", "g", func(_ context.Context, d messagebus.Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[d.ID]++
+		n, _ := strconv.Atoi(string(d.Payload))
+		byKey[d.Key] = append(byKey[d.Key], n)
+		if len(seen) == keys*perKey {
+			close(all)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+
+	// Publish like the outbox relay: batches in order, a failed batch
+	// again with the same IDs until it is stored.
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 0; i < perKey; i += 2 {
+			var batch []messagebus.Message
+			for n := i; n < i+2; n++ {
+				for k := range keys {
+					batch = append(batch, messagebus.Message{ID: uuid.NewString(), Topic: "restart",
+						Key: "k" + strconv.Itoa(k), Payload: []byte(strconv.Itoa(n))})
+				}
+			}
+			for b.Publish(t.Context(), batch...) != nil {
+				if t.Context().Err() != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries before the restart, want 200", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	srv.Shutdown()
+	time.Sleep(300 * time.Millisecond)
+	srv.Restart()
+	<-published
+
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d of %d messages delivered", len(seen), keys*perKey)
+	}
+	time.Sleep(3 * time.Second) // past AckWait: a message delivered twice would be back now
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("message %s delivered %d times", id, n)
+		}
+	}
+	for k, got := range byKey {
+		for i, n := range got {
+			if n != i {
+				t.Errorf("key %s: delivery %d carries #%d; want each key in order: %v", k, i, n, got)
+				break
+			}
+		}
+	}
 }
 
 func receive(t *testing.T, got <-chan messagebus.Delivery, ids ...string) {

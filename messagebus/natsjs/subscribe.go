@@ -18,6 +18,13 @@ import (
 // pollWait is how long one pull request waits for messages.
 const pollWait = 30 * time.Second
 
+// infoTimeout bounds the consumer lookup after an interrupted pull.
+const infoTimeout = 5 * time.Second
+
+// redeliveryMargin is added to AckWait when waiting for the server to
+// redeliver messages lost with an interrupted pull, for its timer to fire.
+const redeliveryMargin = 500 * time.Millisecond
+
 // Subscribe implements messagebus.Subscriber with a durable pull consumer
 // named after group and topic (see the package documentation). It creates
 // or updates the consumer, so the last subscription's options win for the
@@ -63,6 +70,10 @@ type subscription struct {
 	policy       *consume.Policy
 	cons         jetstream.Consumer
 	held         held
+
+	// Owned by the run goroutine.
+	lastDelivery uint64 // consumer sequence of the last message received
+	interrupted  bool   // a pull ended early; see recoverLost
 }
 
 func (s *subscription) ensureConsumer(ctx context.Context) error {
@@ -84,6 +95,7 @@ func (s *subscription) ensureConsumer(ctx context.Context) error {
 		return fmt.Errorf("natsjs: create consumer %s on stream %s at %s: %w", s.name, s.b.cfg.Stream, s.b.url, s.b.apiErr(err))
 	}
 	s.cons = cons
+	s.lastDelivery = 0 // a recreated consumer counts from 1 again
 	return nil
 }
 
@@ -96,7 +108,10 @@ func (s *subscription) run(ctx context.Context, stop <-chan struct{}) error {
 		if stopped(ctx, stop) {
 			return ctx.Err()
 		}
-		err := s.fetch(ctx, stop)
+		err := s.recoverLost(ctx, stop)
+		if err == nil {
+			err = s.fetch(ctx, stop)
+		}
 		if err == nil {
 			failures = 0
 			continue
@@ -104,6 +119,9 @@ func (s *subscription) run(ctx context.Context, stop <-chan struct{}) error {
 		if stopped(ctx, stop) {
 			return ctx.Err()
 		}
+		// The pull may have ended while the server was still sending it
+		// messages (or the connection lost them): check before the next.
+		s.interrupted = true
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 			if cerr := s.ensureConsumer(ctx); cerr != nil {
 				err = fmt.Errorf("%w; recreating it: %w", err, cerr)
@@ -130,19 +148,63 @@ func stopped(ctx context.Context, stop <-chan struct{}) bool {
 	}
 }
 
-// fetch pulls one batch and handles it message by message, in stream
-// order. When the subscription stops, the messages not yet handled are
-// nak'd so the group gets them again without waiting for AckWait.
-func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
-	fctx, cancel := context.WithTimeout(ctx, pollWait)
+// recoverLost runs before the first pull after one that ended with an
+// error: the server shut down, the connection dropped, heartbeats stopped.
+// The server may have sent that pull messages that never reached the
+// handler. When shutting down it ends open pulls with "409 Server
+// Shutdown" and then goes on delivering to them for a moment, after the
+// client stopped listening; a dropped connection loses what was in
+// flight. The server counts those messages as delivered and sends them
+// again only when AckWait expires. Pulling at once would hand later
+// messages to the handler first and break per-key order, so if the
+// consumer has delivered past the last message this subscription received
+// and not everything is acknowledged, wait AckWait before pulling: the
+// lost messages were delivered before now, so by then they have expired,
+// and the server redelivers expired messages, in stream order, ahead of
+// new ones. With several members in the group the deliveries may be
+// another member's; the wait then only delays this one.
+func (s *subscription) recoverLost(ctx context.Context, stop <-chan struct{}) error {
+	if !s.interrupted {
+		return nil
+	}
+	ictx, cancel := stopContext(ctx, stop, infoTimeout)
 	defer cancel()
+	info, err := s.cons.Info(ictx)
+	if err != nil {
+		return fmt.Errorf("look up the consumer after an interrupted pull: %w", err)
+	}
+	s.interrupted = false
+	if info.NumAckPending == 0 || info.Delivered.Consumer <= s.lastDelivery {
+		return nil
+	}
+	wait := s.b.cfg.AckWait + redeliveryMargin
+	s.b.cfg.Logger.WarnContext(ctx, "natsjs: a pull ended early and the server delivered messages that did not arrive; waiting for their redelivery to keep the order",
+		"consumer", s.name, "stream", s.b.cfg.Stream, "delivered", info.Delivered.Consumer, "received", s.lastDelivery,
+		"ack_pending", info.NumAckPending, "wait", wait)
+	consume.Sleep(ctx, stop, wait)
+	return nil
+}
+
+// stopContext derives a context from ctx that ends after d or when stop
+// is closed.
+func stopContext(ctx context.Context, stop <-chan struct{}, d time.Duration) (context.Context, context.CancelFunc) {
+	sctx, cancel := context.WithTimeout(ctx, d)
 	go func() {
 		select {
 		case <-stop:
 			cancel()
-		case <-fctx.Done():
+		case <-sctx.Done():
 		}
 	}()
+	return sctx, cancel
+}
+
+// fetch pulls one batch and handles it message by message, in stream
+// order. When the subscription stops, the messages not yet handled are
+// nak'd so the group gets them again without waiting for AckWait.
+func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
+	fctx, cancel := stopContext(ctx, stop, pollWait)
+	defer cancel()
 	batch, err := s.cons.Fetch(s.b.cfg.FetchBatch, jetstream.FetchContext(fctx))
 	if err != nil {
 		return err
@@ -173,14 +235,14 @@ func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jet
 		return
 	}
 	if s.b.cfg.NakOnError {
-		s.handleNak(ctx, msg, d)
+		s.handleNak(ctx, stop, msg, d)
 		return
 	}
 	switch outcome, _ := s.policy.Deliver(ctx, stop, s.h, d); outcome {
 	case consume.Handled:
-		s.settle(ctx, d, "ack", msg.Ack())
+		s.settle(ctx, stop, d, "ack", msg.Ack)
 	case consume.GaveUp:
-		s.settle(ctx, d, "term", msg.Term())
+		s.settle(ctx, stop, d, "term", msg.Term)
 	case consume.Interrupted:
 		_ = msg.Nak()
 	}
@@ -188,24 +250,37 @@ func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jet
 
 // handleNak handles d once; a failure is nak'd with the retry delay and
 // redelivered by the server.
-func (s *subscription) handleNak(ctx context.Context, msg jetstream.Msg, d messagebus.Delivery) {
+func (s *subscription) handleNak(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg, d messagebus.Delivery) {
 	err := consume.Call(ctx, s.h, d)
 	switch {
 	case err == nil:
-		s.settle(ctx, d, "ack", msg.Ack())
+		s.settle(ctx, stop, d, "ack", msg.Ack)
 	case ctx.Err() != nil:
 		_ = msg.Nak()
 	case s.policy.Exhausted(d.Attempt):
 		s.policy.GiveUp(ctx, d, err)
-		s.settle(ctx, d, "term", msg.Term())
+		s.settle(ctx, stop, d, "term", msg.Term)
 	default:
 		delay := s.policy.Delay(err)
 		s.policy.LogFailure(ctx, d, err, delay)
-		s.settle(ctx, d, "nak", msg.NakWithDelay(delay))
+		s.settle(ctx, stop, d, "nak", func() error { return msg.NakWithDelay(delay) })
 	}
 }
 
-func (s *subscription) settle(ctx context.Context, d messagebus.Delivery, what string, err error) {
+// settle sends an ack, term or nak. While the connection is down it waits
+// for the reconnect and sends it again: the server keeps the delivery
+// pending, also across its own restart, so the late ack still counts and
+// the message is not delivered a second time after AckWait.
+func (s *subscription) settle(ctx context.Context, stop <-chan struct{}, d messagebus.Delivery, what string, send func() error) {
+	err := send()
+	for failures := 0; err != nil && isUnavailable(err) && !s.b.nc.IsClosed(); failures++ {
+		if !consume.Sleep(ctx, stop, consume.Backoff(failures)) {
+			break
+		}
+		if s.b.nc.IsConnected() {
+			err = send()
+		}
+	}
 	if err != nil {
 		s.b.cfg.Logger.WarnContext(ctx, "natsjs: "+what+" not sent; the server will redeliver the message after AckWait",
 			"consumer", s.name, "id", d.ID, "error", err)
@@ -217,6 +292,7 @@ func (s *subscription) delivery(msg jetstream.Msg) (messagebus.Delivery, error) 
 	if err != nil {
 		return messagebus.Delivery{}, err
 	}
+	s.lastDelivery = max(s.lastDelivery, meta.Sequence.Consumer)
 	m := messagebus.Message{Topic: s.topic, Payload: msg.Data()}
 	subj := msg.Subject()
 	m.Key = keyFromToken(subj[strings.LastIndexByte(subj, '.')+1:])

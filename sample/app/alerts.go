@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"github.com/cqrskit/cqrskit/event"
@@ -39,11 +40,9 @@ func NewAlerts(db *sql.DB, reg *event.Registry, threshold int64) *Alerts {
 func (a *Alerts) Threshold() int64 { return a.threshold }
 
 // Apply records an alert in tx when e is a stock adjustment crossing the
-// threshold downwards. The alert's key is the event ID, so applying an
-// event twice records one alert.
+// threshold downwards; see StockAdjusted.
 func (a *Alerts) Apply(ctx context.Context, tx *sql.Tx, e event.Event) error {
-	id, ok := productID(e)
-	if !ok || e.Type != domain.TypeStockAdjusted {
+	if e.Type != domain.TypeStockAdjusted {
 		return nil
 	}
 	data, err := a.reg.Decode(e)
@@ -51,10 +50,22 @@ func (a *Alerts) Apply(ctx context.Context, tx *sql.Tx, e event.Event) error {
 		return err
 	}
 	d, ok := data.(domain.StockAdjusted)
+	if !ok {
+		return fmt.Errorf("low-stock alerts: %s decoded as %T", e.Type, data)
+	}
+	return a.StockAdjusted(ctx, tx, e, d)
+}
+
+// StockAdjusted records an alert in tx when the adjustment took the stock
+// from at or above the threshold to below it. The alert's key is the event
+// ID, so applying an event twice records one alert. Its signature fits
+// handler.For[domain.StockAdjusted].
+func (a *Alerts) StockAdjusted(ctx context.Context, tx *sql.Tx, e event.Event, d domain.StockAdjusted) error {
+	id, ok := productID(e)
 	if !ok || d.Stock >= a.threshold || d.Stock-d.Delta < a.threshold {
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO stock_alerts (event_id, product_id, stock, threshold, version, raised_at)
+	_, err := tx.ExecContext(ctx, `INSERT INTO stock_alerts (event_id, product_id, stock, threshold, version, raised_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
 		e.ID.String(), id, d.Stock, a.threshold, e.Version, e.RecordedAt.UnixNano())
 	return err

@@ -68,9 +68,9 @@ func (e *NotCaughtUpError) Error() string {
 // Is reports whether target is ErrNotCaughtUp.
 func (e *NotCaughtUpError) Is(target error) bool { return target == ErrNotCaughtUp }
 
-// GapError is returned by the products read model for an event whose
-// predecessor it has not applied yet: with several consumers of one group,
-// a product's events can arrive out of order. The handler retries it.
+// GapError is returned by the products read model, when it has no event
+// store to fill the gap from, for an event whose predecessor it has not
+// applied yet. The handler retries it.
 type GapError struct {
 	ID   string
 	Have int64 // the read model's version of the product; 0: none

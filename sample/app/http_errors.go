@@ -33,8 +33,8 @@ func badRequest(field, msg string) error {
 	return &requestError{status: http.StatusBadRequest, field: field, msg: msg}
 }
 
-// fieldFor names the input an error is about, given the field a caller
-// supplies for version lookups (at_version, min_version).
+// failure is an error to answer with; versionField names the query
+// parameter blamed for a missing version (at_version, min_version).
 type failure struct {
 	err          error
 	versionField string

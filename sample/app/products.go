@@ -34,17 +34,19 @@ func ViewOf(p *domain.Product) ProductView {
 // from the broker (through an idempotent handler, which commits Apply's
 // writes with its dedupe mark) and read by the API.
 type Products struct {
-	db   *sql.DB
-	reg  *event.Registry
-	poll time.Duration
+	db     *sql.DB
+	reg    *event.Registry
+	events event.Store
+	poll   time.Duration
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced by Notify
 }
 
 // NewProducts returns the read model on db, decoding events with reg.
-func NewProducts(db *sql.DB, reg *event.Registry) *Products {
-	return &Products{db: db, reg: reg, poll: 25 * time.Millisecond, changed: make(chan struct{})}
+// events, the event store, fills gaps (see Apply); nil disables that.
+func NewProducts(db *sql.DB, reg *event.Registry, events event.Store) *Products {
+	return &Products{db: db, reg: reg, events: events, poll: 25 * time.Millisecond, changed: make(chan struct{})}
 }
 
 // Apply applies one product event to the products table in tx. Events of
@@ -52,14 +54,39 @@ func NewProducts(db *sql.DB, reg *event.Registry) *Products {
 //
 // Each event moves a product from version v-1 to v. An event already
 // applied (v at or below the row's version) is skipped, so a redelivery
-// changes nothing. An event that arrives before its predecessor, as it can
-// with several consumers sharing a group, fails with a *GapError: the
-// handler retries it after the predecessor.
+// changes nothing. An event that arrives before its predecessors does not
+// wait for them: a broker redelivers an unacknowledged message only after
+// its ack timeout, possibly after later ones, and consumers sharing a group
+// see a product's events in any order. Apply reads the missing events from
+// the event store, the source of truth, and applies them first; when they
+// arrive themselves they are skipped. Without an event store it fails with
+// a *GapError, and the handler retries.
 func (m *Products) Apply(ctx context.Context, tx *sql.Tx, e event.Event) error {
 	id, ok := productID(e)
 	if !ok {
 		return nil
 	}
+	err := m.apply(ctx, tx, id, e)
+	var gap *GapError
+	if !errors.As(err, &gap) || m.events == nil {
+		return err
+	}
+	for prev, err := range m.events.Load(ctx, e.StreamID, gap.Have+1) {
+		if err != nil {
+			return fmt.Errorf("products read model: fill versions %d to %d of product %s from the store: %w", gap.Have+1, e.Version-1, id, err)
+		}
+		if prev.Version >= e.Version {
+			break
+		}
+		if err := m.apply(ctx, tx, id, prev); err != nil {
+			return err
+		}
+	}
+	return m.apply(ctx, tx, id, e)
+}
+
+// apply applies e, one event of product id, or returns a *GapError.
+func (m *Products) apply(ctx context.Context, tx *sql.Tx, id string, e event.Event) error {
 	data, err := m.reg.Decode(e)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package app
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -237,17 +236,4 @@ func ParseID(id string) (string, error) {
 		return "", fmt.Errorf("product %q: %w", id, ErrNotFound)
 	}
 	return u.String(), nil
-}
-
-// txRunner is a transaction helper for the read models.
-func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
 }

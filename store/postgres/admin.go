@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
 
 	"github.com/cqrskit/cqrskit/event"
@@ -94,8 +94,9 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
 	applied := map[int64]time.Time{}
 	if exists {
 		// goose inserts a row per applied version (and deletes it on
-		// down); the latest row of a version wins.
-		rows, err := s.db.QueryContext(ctx, `SELECT version_id, is_applied, tstamp FROM `+versionTable+` ORDER BY id`)
+		// down); the latest row of a version wins. tstamp is a timestamp
+		// without time zone, written by now() in the session's zone.
+		rows, err := s.db.QueryContext(ctx, `SELECT version_id, is_applied, tstamp AT TIME ZONE current_setting('TimeZone') FROM `+versionTable+` ORDER BY id`)
 		if err != nil {
 			return nil, wrap("migration status", err)
 		}
@@ -172,10 +173,11 @@ func (s *Store) Head(ctx context.Context) (event.Cursor, error) {
 }
 
 // LiveCursor returns a cursor for following the log from now on: ReadAll
-// after it returns every event that commits later, and none committed
-// before the oldest transaction still running began. It is that
-// transaction's ID (pg_snapshot_xmin), so it also returns the events of
-// transactions that committed moments before the call; it never skips one.
+// after it returns every event that commits from now on, and skips only
+// events of transactions that ended before the call. Its TxID is the oldest
+// transaction still running on the server (pg_snapshot_xmin), so events of
+// transactions that ended moments before the call, with a higher ID, are
+// returned too: it may repeat a little of the past, never skip an event.
 func (s *Store) LiveCursor(ctx context.Context) (event.Cursor, error) {
 	var xmin int64
 	if err := s.db.QueryRowContext(ctx, `SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint`).Scan(&xmin); err != nil {
@@ -221,10 +223,7 @@ func (s *Store) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) {
 
 // adminSQL fills the {table} placeholders of query.
 func (s *Store) adminSQL(query string) string {
-	for _, t := range []string{"streams", "events", "outbox", "checkpoints", "relay_leases", "dead_letters"} {
-		query = strings.ReplaceAll(query, "{"+t+"}", s.Table(t))
-	}
-	return query
+	return tableReplacer(s.cfg, "streams", "events", "checkpoints", "processed").Replace(query)
 }
 
 // LeaseHolder describes the session holding the outbox relay's advisory
@@ -271,4 +270,16 @@ LIMIT 1`, s.Table("outbox")).Scan(&h.PID, &h.ApplicationName, &h.ClientAddr, &h.
 		h.SessionStart = started.Time.UTC()
 	}
 	return h, true, nil
+}
+
+// Processed reports whether handlerName's processed mark for eventID
+// exists: whether the handler has processed the event.
+func (s *Store) Processed(ctx context.Context, handlerName string, eventID uuid.UUID) (bool, error) {
+	var ok bool
+	err := s.db.QueryRowContext(ctx, s.adminSQL(`SELECT EXISTS (SELECT 1 FROM {processed} WHERE handler = $1 AND event_id = $2)`),
+		handlerName, eventID).Scan(&ok)
+	if err != nil {
+		return false, wrap(fmt.Sprintf("look up event %s's processed mark of handler %s", eventID, handlerName), err)
+	}
+	return ok, nil
 }

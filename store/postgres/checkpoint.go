@@ -63,8 +63,8 @@ ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.pos
 // waited fails with a serialization error.
 func (s *Store) Checkpoint(ctx context.Context, tx *sql.Tx, name string) (event.Cursor, error) {
 	op := "read checkpoint " + strconv.Quote(name)
-	if tx == nil {
-		return event.Cursor{}, errors.New(op + ": tx is nil")
+	if tx == nil || name == "" {
+		return event.Cursor{}, errors.New(op + ": need a transaction and a projection name")
 	}
 	// Usually the row exists and one statement does. Otherwise create it
 	// and lock what is there; a runner deleting it concurrently (a
@@ -89,8 +89,8 @@ func (s *Store) Checkpoint(ctx context.Context, tx *sql.Tx, name string) (event.
 // projection.CheckpointStore.
 func (s *Store) SaveCheckpoint(ctx context.Context, tx *sql.Tx, name string, c event.Cursor) error {
 	op := fmt.Sprintf("save checkpoint %q at (tx %d, position %d)", name, c.TxID, c.Position)
-	if tx == nil {
-		return errors.New(op + ": tx is nil")
+	if tx == nil || name == "" {
+		return errors.New(op + ": need a transaction and a projection name")
 	}
 	if err := validateCursor(c); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -104,8 +104,8 @@ func (s *Store) SaveCheckpoint(ctx context.Context, tx *sql.Tx, name string, c e
 // projection.CheckpointStore.
 func (s *Store) DeleteCheckpoint(ctx context.Context, tx *sql.Tx, name string) error {
 	op := "delete checkpoint " + strconv.Quote(name)
-	if tx == nil {
-		return errors.New(op + ": tx is nil")
+	if tx == nil || name == "" {
+		return errors.New(op + ": need a transaction and a projection name")
 	}
 	_, err := tx.ExecContext(ctx, s.q.checkpoint.del, name)
 	return wrap(op, err)

@@ -9,7 +9,9 @@
 //	res, err := store.Append(ctx, "product-42", event.NoStream, events)
 //
 // *Store implements event.Store, event.TxStore, es.SnapshotStore and
-// outbox.Store, and passes the contract suite in event/eventtest.
+// outbox.Store, and passes the contract suite in event/eventtest. It also
+// implements handler.Store (processed marks, dead letters) and
+// projection.CheckpointStore and projection.Counter.
 //
 // # Schema and migrations
 //
@@ -70,6 +72,21 @@
 // committing a notification at that moment. A relay must therefore treat a
 // notification as "look now", re-check once shortly after draining the
 // outbox, and keep a slow poll as a fallback.
+//
+// # Relay leadership and wake-ups
+//
+// Store.Leader returns an outbox.Leader: a session-level advisory lock
+// keyed by the outbox table, held on a connection taken out of the
+// store's pool for as long as the relay leads. PostgreSQL releases the
+// lock when that session ends, however it ends, and a standby's next try
+// wins; the old leader learns of the loss at its next Lease.Keep.
+//
+// Store.Listener returns an outbox.Notifier (and projection.Notifier)
+// that LISTENs on NotifyChannel over a pgx connection of its own, opened
+// from a connection string because database/sql cannot LISTEN. It
+// reconnects with backoff and wakes its subscribers after reconnecting.
+//
+// Neither works through a pooler in transaction mode; both need a session.
 //
 // # What it does not do
 //

@@ -29,8 +29,22 @@ const deadLetterColumns = `id, handler, event_id, topic, payload, headers, error
 func newHandlerQueries(cfg Config) handlerQueries {
 	r := tableReplacer(cfg, "processed", "dead_letters")
 	return handlerQueries{
-		markProcessed:  r.Replace(`INSERT INTO {processed} (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
-		pruneProcessed: r.Replace(`DELETE FROM {processed} WHERE handler = $1 AND processed_at < $2`),
+		markProcessed: r.Replace(`INSERT INTO {processed} (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
+		// One chunk: the next pruneChunk marks after the key $2 (NULL: from
+		// the first), of which the old ones are deleted. It returns the
+		// chunk's last key, its size and how many it deleted.
+		pruneProcessed: r.Replace(`WITH scanned AS (
+	SELECT event_id, processed_at FROM {processed}
+	WHERE handler = $1 AND ($2::uuid IS NULL OR event_id > $2::uuid)
+	ORDER BY event_id
+	LIMIT $4
+), deleted AS (
+	DELETE FROM {processed} p USING scanned s
+	WHERE p.handler = $1 AND p.event_id = s.event_id AND s.processed_at < $3
+	RETURNING 1
+)
+SELECT (SELECT event_id FROM scanned ORDER BY event_id DESC LIMIT 1),
+	(SELECT count(*) FROM scanned), (SELECT count(*) FROM deleted)`),
 		// A repeat failure keeps the first message, payload and headers,
 		// and records the latest error and attempt count.
 		putDeadLetter: r.Replace(`INSERT INTO {dead_letters}
@@ -65,8 +79,8 @@ func tableReplacer(cfg Config, names ...string) *strings.Replacer {
 // if it commits, MarkProcessed returns false; if it rolls back, true. See
 // handler.Store.
 func (s *Store) MarkProcessed(ctx context.Context, tx *sql.Tx, handlerName string, eventID uuid.UUID) (bool, error) {
-	if tx == nil {
-		return false, errors.New("mark processed: tx is nil")
+	if tx == nil || handlerName == "" {
+		return false, fmt.Errorf("mark processed: need a transaction and a handler name (handler %q)", handlerName)
 	}
 	res, err := tx.ExecContext(ctx, s.q.handler.markProcessed, handlerName, eventID)
 	if err != nil {
@@ -79,16 +93,36 @@ func (s *Store) MarkProcessed(ctx context.Context, tx *sql.Tx, handlerName strin
 	return n == 1, nil
 }
 
-// PruneProcessed deletes handlerName's marks recorded before olderThan, in
-// one statement, and returns how many it deleted. An event redelivered
-// after its mark is pruned is handled again, so keep marks for longer than
-// the broker may redeliver. See handler.Store.
+// pruneChunk is how many marks one PruneProcessed statement considers, so
+// that no statement holds many row locks or runs for long.
+const pruneChunk = 5000
+
+// PruneProcessed deletes handlerName's marks recorded before olderThan and
+// returns how many it deleted. It walks the handler's marks in key order,
+// pruneChunk at a time, each chunk in its own short statement; on an error
+// it returns the count deleted so far. An event redelivered after its mark
+// is pruned is handled again, so keep marks for longer than the broker may
+// redeliver. See handler.Store.
 func (s *Store) PruneProcessed(ctx context.Context, handlerName string, olderThan time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q.handler.pruneProcessed, handlerName, olderThan)
-	if err != nil {
-		return 0, wrap(fmt.Sprintf("prune handler %s's processed marks before %s", handlerName, olderThan.Format(time.RFC3339)), err)
+	op := fmt.Sprintf("prune handler %s's processed marks before %s", handlerName, olderThan.Format(time.RFC3339))
+	var (
+		total int64
+		after uuid.NullUUID
+	)
+	for {
+		var last uuid.NullUUID
+		var scanned, deleted int64
+		err := s.db.QueryRowContext(ctx, s.q.handler.pruneProcessed, handlerName, after, olderThan, pruneChunk).
+			Scan(&last, &scanned, &deleted)
+		if err != nil {
+			return total, wrap(op, err)
+		}
+		total += deleted
+		if scanned < pruneChunk {
+			return total, nil
+		}
+		after = last
 	}
-	return res.RowsAffected()
 }
 
 // PutDeadLetter stores d, or, when (d.Handler, d.EventID) is stored
@@ -98,6 +132,9 @@ func (s *Store) PruneProcessed(ctx context.Context, handlerName string, olderTha
 // handler.DeadLetterStore.
 func (s *Store) PutDeadLetter(ctx context.Context, d handler.DeadLetter) error {
 	op := fmt.Sprintf("store dead letter of event %s for handler %s", d.EventID, d.Handler)
+	if d.Handler == "" {
+		return errors.New(op + ": the handler name is required")
+	}
 	if d.Payload == nil {
 		d.Payload = []byte{} // the column is NOT NULL; an empty body is a body
 	}

@@ -92,9 +92,11 @@ type Leader struct {
 
 var _ outbox.Leader = (*Leader)(nil)
 
-// Leader returns the relay leader election for the store's outbox. Every
-// relay process of one outbox uses its own Leader with the same store
-// configuration.
+// Leader returns the relay leader election for the store's outbox. Relays
+// of one outbox elect among themselves when their stores have the same
+// Schema and TablePrefix on the same database. A Leader keeps no state
+// between calls (each TryAcquire uses a session of its own), so one may
+// serve several relays.
 func (s *Store) Leader(cfg LeaderConfig) (*Leader, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -116,7 +118,7 @@ func (l *Leader) TryAcquire(ctx context.Context) (outbox.Lease, error) {
 		pid      int
 	)
 	err = conn.QueryRowContext(ctx,
-		`SELECT pg_try_advisory_lock(k), k, pg_backend_pid() FROM (SELECT `+relayLockKey+` AS k) AS lock`,
+		`SELECT pg_try_advisory_lock(k), k, pg_backend_pid() FROM (SELECT `+relayLockKey+` AS k) AS relay`,
 		l.table).Scan(&acquired, &key, &pid)
 	if err != nil {
 		// The lock may have been granted before the error (a cancelled
@@ -151,22 +153,22 @@ type lease struct {
 	lost bool      // Keep failed: the session is presumed gone
 }
 
-// ErrLeadershipLost is returned by Lease.Keep when the relay lock is no
-// longer held: its session ended (PostgreSQL released the lock) or cannot
-// be reached. Lease.Keep's error wraps it.
-var ErrLeadershipLost = errors.New("relay leadership lost")
+// ErrLeaseLost is wrapped by the error of a Leader's Lease.Keep when the
+// relay lock is no longer held: its session ended (PostgreSQL released the
+// lock), cannot be reached, or the lease was released.
+var ErrLeaseLost = errors.New("relay lease lost")
 
 // Keep checks, on the lock's own connection, that the lock is still held.
-// An error (wrapping ErrLeadershipLost) means the relay must stop
+// An error (wrapping ErrLeaseLost) means the relay must stop
 // publishing. See outbox.Lease.
 func (l *lease) Keep(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil {
-		return fmt.Errorf("relay lock on %s: %w: the lease was released", l.table, ErrLeadershipLost)
+		return fmt.Errorf("relay lock on %s: %w: the lease was released", l.table, ErrLeaseLost)
 	}
 	if l.lost {
-		return fmt.Errorf("relay lock on %s: %w", l.table, ErrLeadershipLost)
+		return fmt.Errorf("relay lock on %s: %w", l.table, ErrLeaseLost)
 	}
 	qctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
@@ -182,10 +184,10 @@ func (l *lease) Keep(ctx context.Context) error {
 	case err != nil:
 		l.lost = true
 		return fmt.Errorf("relay lock on %s: %w: the lock's connection (backend pid %d) failed, and PostgreSQL releases the lock with its session: %w",
-			l.table, ErrLeadershipLost, l.pid, err)
+			l.table, ErrLeaseLost, l.pid, err)
 	case !held:
 		l.lost = true
-		return fmt.Errorf("relay lock on %s: %w: backend pid %d no longer holds the advisory lock", l.table, ErrLeadershipLost, l.pid)
+		return fmt.Errorf("relay lock on %s: %w: backend pid %d no longer holds the advisory lock", l.table, ErrLeaseLost, l.pid)
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func TestLeaderOneHolderAtATime(t *testing.T) {
 	if err := la.Release(ctx); err != nil {
 		t.Errorf("second Release: %v", err)
 	}
-	if err := la.Keep(ctx); !errors.Is(err, ErrLeadershipLost) {
+	if err := la.Keep(ctx); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("Keep after Release: %v", err)
 	}
 	if n := s.DB().Stats().InUse; n != 0 {
@@ -173,8 +173,8 @@ func TestLeaderLostWhenSessionDies(t *testing.T) {
 		keepErr = la.Keep(ctx)
 		return keepErr != nil
 	})
-	if !errors.Is(keepErr, ErrLeadershipLost) {
-		t.Errorf("Keep: %v, want ErrLeadershipLost", keepErr)
+	if !errors.Is(keepErr, ErrLeaseLost) {
+		t.Errorf("Keep: %v, want ErrLeaseLost", keepErr)
 	}
 	t.Logf("Keep after pg_terminate_backend: %v", keepErr)
 	eventually(t, "the standby to acquire", func() bool {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cqrskit/cqrskit/outbox"
+	"github.com/cqrskit/cqrskit/projection"
 )
 
 // Timings of a Listener's connection.
@@ -23,6 +24,9 @@ const (
 	listenerHealthInterval = 30 * time.Second
 	// listenerPingTimeout bounds that ping.
 	listenerPingTimeout = 5 * time.Second
+	// listenerConnectTimeout bounds connecting and LISTEN, unless the
+	// connection string's connect_timeout is longer.
+	listenerConnectTimeout = 10 * time.Second
 	// listenerMinBackoff and listenerMaxBackoff bound the wait before
 	// reconnecting.
 	listenerMinBackoff = 100 * time.Millisecond
@@ -45,10 +49,16 @@ const (
 // are lost. A connection that has been silent for 30s is pinged, so one
 // that died without a word is replaced too.
 //
-// A wake-up means "look at the outbox now", no more: the store coalesces
-// notifications (see the package documentation), so a relay must still
-// re-check shortly after draining and poll slowly as a fallback, as
-// outbox.Relay does.
+// A wake-up means "look now", no more: the store coalesces notifications
+// (see the package documentation), so a relay must still re-check shortly
+// after draining and poll slowly as a fallback, as outbox.Relay does.
+//
+// Every append writes outbox rows, so a Listener also serves as a
+// projection.Notifier. There the wake-up is even less of a promise:
+// ReadAll returns a committed event only once every older transaction has
+// ended (see "Reading the global log without gaps"), so a projection
+// woken while a long transaction runs finds nothing new and must look
+// again later.
 type Listener struct {
 	connConfig *pgx.ConnConfig
 	channel    string
@@ -63,7 +73,10 @@ type Listener struct {
 	pid atomic.Uint32
 }
 
-var _ outbox.Notifier = (*Listener)(nil)
+var (
+	_ outbox.Notifier     = (*Listener)(nil)
+	_ projection.Notifier = (*Listener)(nil)
+)
 
 // Listener returns a Notifier for the store's NotifyChannel that connects
 // with connString, a PostgreSQL URL or key=value string naming the
@@ -160,18 +173,21 @@ func (l *Listener) run(ctx context.Context) {
 // until the connection fails or ctx ends. It returns how long it was
 // listening and why it stopped.
 func (l *Listener) listen(ctx context.Context) (time.Duration, error) {
-	conn, err := pgx.ConnectConfig(ctx, l.connConfig)
+	cctx, cancel := context.WithTimeout(ctx, max(listenerConnectTimeout, l.connConfig.ConnectTimeout))
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, l.connConfig)
 	if err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		_ = conn.Close(cctx)
+		_ = conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(cctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
 		return 0, fmt.Errorf("listen on channel %s: %w", l.channel, err)
 	}
+	cancel()
 	since := time.Now()
 	l.pid.Store(conn.PgConn().PID())
 	defer l.pid.Store(0)

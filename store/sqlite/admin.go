@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
 
 	"github.com/cqrskit/cqrskit/event"
@@ -214,3 +215,54 @@ func (s *Store) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) {
 
 // adminSQL fills the {p} table prefix placeholders of query.
 func (s *Store) adminSQL(query string) string { return strings.ReplaceAll(query, "{p}", s.prefix) }
+
+// Processed reports whether handlerName's processed mark for eventID
+// exists: whether the handler has processed the event.
+func (s *Store) Processed(ctx context.Context, handlerName string, eventID uuid.UUID) (bool, error) {
+	var ok bool
+	err := s.db.QueryRowContext(ctx, s.adminSQL(`SELECT EXISTS (SELECT 1 FROM {p}processed WHERE handler = ? AND event_id = ?)`),
+		handlerName, eventID.String()).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up event %s's processed mark of handler %s: %w", eventID, handlerName, s.explain(ctx, s.db, s.prefix+"processed", err))
+	}
+	return ok, nil
+}
+
+// RelayLease is a row of the relay leases (see Leader).
+type RelayLease struct {
+	// Name names the lease, "outbox" unless LeaderConfig.Name says else.
+	Name string
+	// Owner identifies the relay that took it (LeaderConfig.Owner,
+	// host:pid:random by default).
+	Owner string
+	// ExpiresAt is when the lease lapses unless the owner keeps it, in
+	// UTC. A lease past it belongs to a relay that stopped keeping it
+	// (crashed, or paused); a standby takes it over. Released leases are
+	// deleted.
+	ExpiresAt time.Time
+}
+
+// RelayLeases returns the relay lease rows by name, expired ones included.
+func (s *Store) RelayLeases(ctx context.Context) ([]RelayLease, error) {
+	rows, err := s.db.QueryContext(ctx, s.adminSQL(`SELECT name, owner, expires_at FROM {p}relay_leases ORDER BY name`))
+	if err != nil {
+		return nil, fmt.Errorf("list relay leases: %w", s.explain(ctx, s.db, s.prefix+"relay_leases", err))
+	}
+	defer rows.Close()
+	var out []RelayLease
+	for rows.Next() {
+		var (
+			l       RelayLease
+			expires int64
+		)
+		if err := rows.Scan(&l.Name, &l.Owner, &expires); err != nil {
+			return nil, fmt.Errorf("list relay leases: %w", err)
+		}
+		l.ExpiresAt = time.Unix(0, expires).UTC()
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list relay leases: %w", err)
+	}
+	return out, nil
+}

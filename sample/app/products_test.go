@@ -1,0 +1,153 @@
+package app_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/sample/app"
+	"github.com/cqrskit/cqrskit/sample/domain"
+	"github.com/cqrskit/cqrskit/store/sqlite"
+)
+
+type bundle struct {
+	store *sqlite.Store
+	svc   *app.Service
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Migrate(ctx, store.DB(), app.SQLite, nil); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := app.NewService(app.Config{Store: store, Snapshots: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle{store: store, svc: svc}
+}
+
+// history creates a product with a few commands and returns its events.
+func (b bundle) history(t *testing.T) (string, []event.Event) {
+	t.Helper()
+	ctx := context.Background()
+	id, _, err := b.svc.Create(ctx, app.NewProduct{Name: "Jug", SKU: "JUG-" + t.Name()[:3], PriceCents: 800, Stock: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []func(*domain.Product) error{
+		func(p *domain.Product) error { return p.Rename("Big jug") },
+		func(p *domain.Product) error { return p.AdjustStock(-5) },
+		func(p *domain.Product) error { return p.ChangePrice(950) },
+		func(p *domain.Product) error { return p.AdjustStock(2) },
+		func(p *domain.Product) error { return p.Discontinue() },
+	} {
+		if _, err := b.svc.Execute(ctx, id, 0, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, _, err := b.svc.History(ctx, id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, events
+}
+
+func apply(t *testing.T, db *sql.DB, m *app.Products, e event.Event) error {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := m.Apply(context.Background(), tx, e); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Events delivered in any order, some twice, leave the read model at the
+// aggregate's state: gaps are filled from the store, repeats skipped.
+func TestProductsOutOfOrder(t *testing.T) {
+	b := setup(t)
+	id, events := b.history(t)
+	want, err := b.svc.Product(context.Background(), id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := range uint64(20) {
+		db := b.store.DB()
+		if _, err := db.Exec(`DELETE FROM products`); err != nil {
+			t.Fatal(err)
+		}
+		m := app.NewProducts(db, b.svc.Registry(), b.store)
+		deliveries := append(append([]event.Event{}, events...), events[rand.New(rand.NewPCG(seed, 1)).IntN(len(events))])
+		rand.New(rand.NewPCG(seed, 2)).Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
+		for _, e := range deliveries {
+			if err := apply(t, db, m, e); err != nil {
+				t.Fatalf("seed %d: apply %s v%d: %v", seed, e.Type, e.Version, err)
+			}
+		}
+		got, err := m.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != app.ViewOf(want) {
+			t.Fatalf("seed %d: read model %+v, want %+v", seed, got, app.ViewOf(want))
+		}
+	}
+}
+
+// Without an event store a gap is reported, for the handler to retry.
+func TestProductsGapWithoutStore(t *testing.T) {
+	b := setup(t)
+	_, events := b.history(t)
+	m := app.NewProducts(b.store.DB(), b.svc.Registry(), nil)
+	var gap *app.GapError
+	if err := apply(t, b.store.DB(), m, events[2]); !errors.As(err, &gap) || gap.Have != 0 || gap.Got != 3 {
+		t.Fatalf("err = %v, want a GapError at 0 for version 3", err)
+	}
+}
+
+// Two creates racing for one SKU: exactly one commits.
+func TestSKUUniqueUnderRace(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, _, err := b.svc.Create(ctx, app.NewProduct{Name: "Cup", SKU: "RACE-1", PriceCents: 1, Stock: 1})
+			errs <- err
+		}()
+	}
+	ok := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case !errors.Is(err, app.ErrSKUTaken):
+			t.Fatalf("create: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d creates with one SKU succeeded", ok)
+	}
+	var streams int
+	if err := b.store.DB().QueryRow(`SELECT COUNT(*) FROM cqrs_streams`).Scan(&streams); err != nil || streams != 1 {
+		t.Fatalf("%d streams stored (%v), want 1", streams, err)
+	}
+}

@@ -1,0 +1,314 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/handler"
+)
+
+func begin(t testing.TB, s *Store) *sql.Tx {
+	t.Helper()
+	tx, err := s.DB().BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	return tx
+}
+
+func mark(t testing.TB, s *Store, tx *sql.Tx, h string, id uuid.UUID) bool {
+	t.Helper()
+	fresh, err := s.MarkProcessed(t.Context(), tx, h, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fresh
+}
+
+func TestMarkProcessed(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, Config{})
+	ctx := t.Context()
+	id := event.NewID()
+
+	tx := begin(t, s)
+	if !mark(t, s, tx, "projector", id) {
+		t.Fatal("first mark: not fresh")
+	}
+	if mark(t, s, tx, "projector", id) {
+		t.Error("second mark in the same tx: fresh")
+	}
+	if !mark(t, s, tx, "mailer", id) {
+		t.Error("another handler's mark of the same event: not fresh")
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if mark(t, s, begin(t, s), "projector", id) {
+		t.Error("mark after commit: fresh")
+	}
+
+	// A rolled-back mark leaves nothing behind.
+	rolled := event.NewID()
+	tx = begin(t, s)
+	mark(t, s, tx, "projector", rolled)
+	_ = tx.Rollback()
+	if !mark(t, s, begin(t, s), "projector", rolled) {
+		t.Error("mark after a rolled-back mark: not fresh")
+	}
+
+	if _, err := s.MarkProcessed(ctx, nil, "projector", id); err == nil {
+		t.Error("MarkProcessed with a nil tx: no error")
+	}
+	if _, err := s.MarkProcessed(ctx, begin(t, s), "", id); err == nil {
+		t.Error("MarkProcessed without a handler name: no error")
+	}
+}
+
+// Two transactions mark the same event at once: the second waits for the
+// first, and exactly one of them sees the event as fresh.
+func TestMarkProcessedConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, Config{})
+	for _, firstCommits := range []bool{true, false} {
+		id := event.NewID()
+		tx1, tx2 := begin(t, s), begin(t, s)
+		if !mark(t, s, tx1, "h", id) {
+			t.Fatal("first mark: not fresh")
+		}
+		second := make(chan bool, 1)
+		go func() {
+			fresh, err := s.MarkProcessed(t.Context(), tx2, "h", id)
+			if err != nil {
+				t.Error(err)
+			}
+			second <- fresh
+		}()
+		select {
+		case <-second:
+			t.Fatal("the second mark did not wait for the first transaction")
+		case <-time.After(200 * time.Millisecond):
+		}
+		if firstCommits {
+			if err := tx1.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			_ = tx1.Rollback()
+		}
+		if got := <-second; got == firstCommits {
+			t.Errorf("first tx committed %v: second mark fresh = %v", firstCommits, got)
+		}
+		if err := tx2.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Many racing transactions: exactly one is fresh.
+	id := event.NewID()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fresh int
+	)
+	for range 8 {
+		wg.Go(func() {
+			tx, err := s.DB().BeginTx(t.Context(), nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ok, err := s.MarkProcessed(t.Context(), tx, "race", id)
+			if err != nil {
+				_ = tx.Rollback()
+				t.Error(err)
+				return
+			}
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				fresh++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if fresh != 1 {
+		t.Errorf("%d of 8 racing marks were fresh, want 1", fresh)
+	}
+}
+
+func TestPruneProcessed(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, Config{})
+	ctx := t.Context()
+	tx := begin(t, s)
+	old, recent, other := event.NewID(), event.NewID(), event.NewID()
+	mark(t, s, tx, "h", old)
+	mark(t, s, tx, "other", other)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Age the first two marks.
+	if _, err := s.DB().Exec(`UPDATE ` + s.Table("processed") + ` SET processed_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	tx = begin(t, s)
+	mark(t, s, tx, "h", recent)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := s.PruneProcessed(ctx, "h", time.Now().Add(-time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v; want 1", n, err)
+	}
+	tx = begin(t, s)
+	if !mark(t, s, tx, "h", old) {
+		t.Error("pruned mark still there")
+	}
+	if mark(t, s, tx, "h", recent) {
+		t.Error("recent mark pruned")
+	}
+	if mark(t, s, tx, "other", other) {
+		t.Error("another handler's mark pruned")
+	}
+	_ = tx.Rollback()
+
+	// More marks than one chunk: 12,000, of which every third is old.
+	if _, err := s.DB().Exec(`INSERT INTO ` + s.Table("processed") + ` (handler, event_id, processed_at)
+		SELECT 'bulk', gen_random_uuid(), CASE WHEN i % 3 = 0 THEN now() - interval '2 hours' ELSE now() END
+		FROM generate_series(1, 12000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	n, err = s.PruneProcessed(ctx, "bulk", time.Now().Add(-time.Hour))
+	if err != nil || n != 4000 {
+		t.Fatalf("bulk prune: %d, %v; want 4000", n, err)
+	}
+	var left int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM ` + s.Table("processed") + ` WHERE handler = 'bulk'`).Scan(&left); err != nil || left != 8000 {
+		t.Errorf("%d bulk marks left, %v; want 8000", left, err)
+	}
+	if n, err := s.PruneProcessed(ctx, "nobody", time.Now()); err != nil || n != 0 {
+		t.Errorf("prune a handler without marks: %d, %v", n, err)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, Config{})
+	ctx := t.Context()
+	first := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	id := event.NewID()
+	d := handler.DeadLetter{
+		Handler: "projector", EventID: id, Topic: "product", Payload: []byte(`{"n":1}`),
+		Headers: map[string]string{"Cqrs-Event-Type": "product.created"}, Error: "boom", Attempts: 3,
+		FirstFailedAt: first, LastFailedAt: first.Add(time.Minute),
+	}
+	if err := s.PutDeadLetter(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListDeadLetters(ctx, "", 0, 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %+v, %v", list, err)
+	}
+	got := list[0]
+	if got.ID == 0 || got.Handler != d.Handler || got.EventID != id || got.Topic != d.Topic || string(got.Payload) != string(d.Payload) ||
+		got.Headers["Cqrs-Event-Type"] != "product.created" || len(got.Headers) != 1 || got.Error != "boom" || got.Attempts != 3 ||
+		!got.FirstFailedAt.Equal(first) || !got.LastFailedAt.Equal(first.Add(time.Minute)) || got.LastFailedAt.Location() != time.UTC {
+		t.Errorf("stored %+v, put %+v", got, d)
+	}
+
+	// The same (handler, event) again: updated in place, first failure kept.
+	again := d
+	again.Error, again.Attempts, again.LastFailedAt = "boom again", 5, first.Add(time.Hour)
+	again.Payload, again.Topic = []byte("other"), "other"
+	if err := s.PutDeadLetter(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	upd, err := s.GetDeadLetter(ctx, got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upd.ID != got.ID || upd.Error != "boom again" || upd.Attempts != 5 || !upd.LastFailedAt.Equal(first.Add(time.Hour)) ||
+		!upd.FirstFailedAt.Equal(first) || string(upd.Payload) != `{"n":1}` || upd.Topic != "product" {
+		t.Errorf("after upsert: %+v", upd)
+	}
+
+	// Zero times mean now; nil headers and payload are fine.
+	before := time.Now().Add(-time.Minute)
+	for _, h := range []string{"mailer", "mailer", "projector"} {
+		if err := s.PutDeadLetter(ctx, handler.DeadLetter{Handler: h, EventID: event.NewID(), Error: "x", Attempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.ListDeadLetters(ctx, "", 0, 10)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("list all: %d, %v", len(all), err)
+	}
+	for i, dl := range all {
+		if i > 0 && dl.ID <= all[i-1].ID {
+			t.Errorf("not in ID order: %d after %d", dl.ID, all[i-1].ID)
+		}
+	}
+	if z := all[1]; z.FirstFailedAt.Before(before) || !z.FirstFailedAt.Equal(z.LastFailedAt) || z.Headers != nil || len(z.Payload) != 0 {
+		t.Errorf("defaults: %+v", z)
+	}
+	mailer, err := s.ListDeadLetters(ctx, "mailer", 0, 10)
+	if err != nil || len(mailer) != 2 || mailer[0].Handler != "mailer" || mailer[1].Handler != "mailer" {
+		t.Errorf("list mailer: %+v, %v", mailer, err)
+	}
+	page, err := s.ListDeadLetters(ctx, "", all[1].ID, 2)
+	if err != nil || len(page) != 2 || page[0].ID != all[2].ID || page[1].ID != all[3].ID {
+		t.Errorf("page after %d: %+v, %v", all[1].ID, page, err)
+	}
+	if err := s.PutDeadLetter(ctx, handler.DeadLetter{EventID: event.NewID()}); err == nil {
+		t.Error("PutDeadLetter without a handler name: no error")
+	}
+	if _, err := s.ListDeadLetters(ctx, "", 0, 0); !errors.Is(err, event.ErrInvalidEvent) {
+		t.Errorf("limit 0: %v", err)
+	}
+
+	if err := s.DeleteDeadLetter(ctx, got.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDeadLetter(ctx, got.ID); !errors.Is(err, handler.ErrDeadLetterNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	if _, err := s.GetDeadLetter(ctx, got.ID); !errors.Is(err, handler.ErrDeadLetterNotFound) {
+		t.Errorf("get deleted: %v", err)
+	}
+	// Deleted, the same (handler, event) can be dead-lettered anew.
+	if err := s.PutDeadLetter(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.ListDeadLetters(ctx, "projector", 0, 10); len(l) != 2 {
+		t.Errorf("projector dead letters after re-put: %d", len(l))
+	}
+}
+
+func TestHandlerStoreNotMigrated(t *testing.T) {
+	t.Parallel()
+	s, err := New(newStore(t, Config{}).DB(), Config{TablePrefix: "missing_"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.ListDeadLetters(ctx, "", 0, 1); !errors.Is(err, ErrNotMigrated) {
+		t.Errorf("ListDeadLetters: %v", err)
+	}
+	if _, err := s.PruneProcessed(ctx, "h", time.Now()); !errors.Is(err, ErrNotMigrated) {
+		t.Errorf("PruneProcessed: %v", err)
+	}
+}
