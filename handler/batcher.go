@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -149,6 +150,9 @@ func (b *Batcher) run() {
 		}
 		b.mu.Unlock()
 		b.flush(calls)
+		// Let the callers just released hand in their next deliveries
+		// before the next batch is cut: otherwise it often holds one.
+		runtime.Gosched()
 	}
 }
 

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -121,7 +122,7 @@ func (h *Handler) Policy() RetryPolicy { return h.policy }
 // see messagebus.RetryAfter), when the database failed, or when ctx ended.
 func (h *Handler) Handle(ctx context.Context, d messagebus.Delivery) error {
 	it := h.newItem(d)
-	ctx, span := h.startSpan(ctx, "handle "+it.e.Type, d.Headers, nil,
+	ctx, span := h.startSpan(ctx, "handle "+cmp.Or(it.e.Type, "message"), d.Headers, nil,
 		attribute.String("cqrskit.event.id", it.e.ID.String()),
 		attribute.String("cqrskit.event.type", it.e.Type),
 		attribute.String("cqrskit.stream.id", it.e.StreamID),
@@ -181,8 +182,10 @@ func messageEventID(id string) uuid.UUID {
 }
 
 // attempt numbers the item's latest try over all deliveries. Earlier
-// deliveries are counted as InProcess tries each, so it may run ahead of
-// the real count (after a restart, a database outage) but never behind.
+// deliveries are counted as InProcess tries each, so it can run ahead of
+// the real count (deliveries that met a database outage, NATS deliveries
+// the handler never saw) or behind it (Kafka restarts Attempt at 1 after a
+// rebalance).
 func (h *Handler) attempt(it *item) int {
 	return (max(it.d.Attempt, 1)-1)*h.policy.InProcess + it.tries
 }

@@ -168,6 +168,25 @@ func TestRelayKafkaCrashBetweenPublishAndDelete(t *testing.T) {
 	}
 }
 
+// paced waits before each Publish, so the relay takes about a second for
+// 2000 events and is still draining when the test stops the server.
+// Unpaced it may be done before the shutdown, with no error to report.
+type paced struct {
+	outbox.Publisher
+	wait time.Duration
+}
+
+func (p paced) Publish(ctx context.Context, msgs ...messagebus.Message) error {
+	t := time.NewTimer(p.wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.Publisher.Publish(ctx, msgs...)
+}
+
 func TestRelaySurvivesNATSOutage(t *testing.T) {
 	store := sqliteStore(t)
 	srv := testutil.StartNATS(t)
@@ -178,7 +197,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	got := collect(t, broker, "thing")
 	fill(t, store, 20, 100)
 	r, _ := startRelay(t, outbox.Config{
-		Store: store, Publisher: broker, Notifier: store, BatchSize: 20,
+		Store: store, Publisher: paced{broker, 10 * time.Millisecond}, Notifier: store, BatchSize: 20,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: quiet,
 	})
 	waitFor(t, "the drain to start", func() bool { return got.total.Load() > 0 })

@@ -66,8 +66,10 @@ type Config struct {
 	MaxDeliveries int
 	// AckWait is how long the server waits for an ack before delivering a
 	// message again. Subscriptions extend it while a handler runs or waits
-	// to retry, so it only matters when a process dies. Defaults to 30
-	// seconds.
+	// to retry, so it matters when a process dies, and after an outage
+	// that lost messages on their way to a subscription, which then waits
+	// AckWait for them (see Outages in the package documentation).
+	// Defaults to 30 seconds.
 	AckWait time.Duration
 	// RetryDelay is the subscriptions' default wait before a failed message
 	// is delivered again (the nak delay). Defaults to 1 second.

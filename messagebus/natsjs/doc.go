@@ -60,4 +60,25 @@
 // Stop naks the fetched messages not yet handled, so the group gets them
 // at once rather than after AckWait, and flushes the acks before it
 // returns.
+//
+// # Outages
+//
+// A subscription outlives its server: it pulls again once the client has
+// reconnected, and an ack that could not be sent while the connection was
+// down is sent after the reconnect (the server keeps the delivery pending
+// across its restart), so a handled message does not come back.
+//
+// A pull cut short can lose messages on the way. A server that shuts down
+// ends open pulls with "409 Server Shutdown" and then goes on delivering
+// to them for a moment, after the client stopped listening; a dropped
+// connection loses what was in flight. The server counts these messages
+// as delivered and sends them again only when AckWait expires. So after
+// a pull ends with an error the subscription asks the consumer whether
+// anything was delivered past the last message it received and is still
+// unacknowledged; if so it waits AckWait before pulling on, and the server
+// then redelivers the lost messages ahead of newer ones, in stream order.
+// Nothing is lost and per-key order holds, at the cost of up to AckWait
+// of delay after an outage: lower AckWait to shorten it. In a group with
+// several members the deliveries may be another member's; the wait then
+// only delays this one.
 package natsjs

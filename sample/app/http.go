@@ -259,7 +259,7 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, failure{err: err})
 		return
 	}
-	min, err := queryInt(r, "min_version", 0, 1, 1<<62)
+	minVersion, err := queryInt(r, "min_version", 0, 1, 1<<62)
 	if err != nil {
 		h.fail(w, r, failure{err: err})
 		return
@@ -273,9 +273,9 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		view = ViewOf(p)
-	case min > 0:
+	case minVersion > 0:
 		view, err = h.cfg.Products.Get(ctx, id)
-		if err == nil && view.Version >= min {
+		if err == nil && view.Version >= minVersion {
 			break
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -283,11 +283,11 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Not there yet. Waiting only makes sense for a version that exists.
-		if _, err := h.cfg.Service.Product(ctx, id, min); err != nil {
+		if _, err := h.cfg.Service.Product(ctx, id, minVersion); err != nil {
 			h.fail(w, r, failure{err: err, versionField: "min_version"})
 			return
 		}
-		if view, err = h.cfg.Products.WaitFor(ctx, id, min, h.cfg.ReadYourWritesTimeout); err != nil {
+		if view, err = h.cfg.Products.WaitFor(ctx, id, minVersion, h.cfg.ReadYourWritesTimeout); err != nil {
 			h.fail(w, r, failure{err: err, versionField: "min_version"})
 			return
 		}

@@ -151,3 +151,33 @@ func TestSKUUniqueUnderRace(t *testing.T) {
 		t.Fatalf("%d streams stored (%v), want 1", streams, err)
 	}
 }
+
+// Every 50 events the product is snapshotted; loads from the snapshot and
+// past states before it agree with a full replay.
+func TestSnapshotsEvery50(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	id, _, err := b.svc.Create(ctx, app.NewProduct{Name: "Pen", SKU: "PEN-1", PriceCents: 100, Stock: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 59 {
+		if _, err := b.svc.Execute(ctx, id, 0, func(p *domain.Product) error { return p.AdjustStock(1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, ok, err := b.store.LoadSnapshot(ctx, "product-"+id)
+	if err != nil || !ok || snap.Version != 50 || snap.SchemaVersion != domain.SnapshotVersion {
+		t.Fatalf("snapshot: %+v, %v, %v; want one at version 50", snap, ok, err)
+	}
+	p, err := b.svc.Product(ctx, id, 0)
+	if err != nil || p.Stock != 59 || p.Version() != 60 {
+		t.Fatalf("load: %+v, %v", p, err)
+	}
+	for _, v := range []int64{1, 49, 50, 51} {
+		p, err := b.svc.Product(ctx, id, v)
+		if err != nil || p.Stock != v-1 || p.Version() != v {
+			t.Fatalf("at version %d: %+v, %v", v, p, err)
+		}
+	}
+}

@@ -70,6 +70,8 @@ type Config struct {
 	NATSStream, NATSSubjectPrefix string
 	// TablePrefix prefixes the framework's tables. Defaults to "cqrs_".
 	TablePrefix string
+	// PostgresMaxConns caps the PostgreSQL connection pool. Defaults to 20.
+	PostgresMaxConns int
 	// ReadYourWritesTimeout bounds GET ?min_version. Defaults to 5s.
 	ReadYourWritesTimeout time.Duration
 	// MaxBodyBytes limits request bodies. Defaults to 64 KiB.
@@ -186,6 +188,9 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	if c.PostgresMaxConns == 0 {
+		c.PostgresMaxConns = 20
+	}
 	return c
 }
 
@@ -235,8 +240,8 @@ func (c Config) validate() error {
 	if c.LowStockThreshold < 0 {
 		bad("--low-stock-threshold %d: must be >= 0", c.LowStockThreshold)
 	}
-	if c.ReadYourWritesTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 {
-		bad("ReadYourWritesTimeout, MaxBodyBytes and ShutdownTimeout must not be negative")
+	if c.ReadYourWritesTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 || c.PostgresMaxConns < 0 {
+		bad("ReadYourWritesTimeout, MaxBodyBytes, ShutdownTimeout and PostgresMaxConns must not be negative")
 	}
 	return errors.Join(errs...)
 }

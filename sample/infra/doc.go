@@ -49,4 +49,14 @@
 // then the broker, the in-process NATS server and the database close.
 // What was not yet published stays in the outbox, and what was not yet
 // handled stays in the broker, for the next start: nothing is lost.
+//
+// # What it does not do
+//
+// A data directory serves one process with the in-process NATS server:
+// two --role=all processes must not share one (their JetStream files would
+// clash); share a database and an external broker instead. The in-process
+// stream keeps every message (no MaxAge); a long-lived embedded setup grows
+// <data-dir>/nats accordingly. The service has no metrics endpoint or
+// OpenTelemetry SDK yet: the framework records spans through the global
+// provider, which is a no-op until one is installed.
 package infra

@@ -110,6 +110,23 @@ func (s *service) restart() {
 	s.up()
 }
 
+// crash stops the service abruptly, as close to a killed process as one
+// process can get: requests in flight are not waited for, and consumers and
+// relay are cancelled mid-work (their transactions roll back, their
+// messages stay unacknowledged). Then it starts again on the same data.
+func (s *service) crash() {
+	s.t.Helper()
+	s.mu.Lock()
+	a := s.app
+	s.app = nil
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = a.Close(ctx) // errors expected: nothing is waited for
+	s.inflight.Wait()
+	s.up()
+}
+
 // logger sends the service's logs to the test's output, warnings and up.
 func logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -131,7 +148,8 @@ func postgresNATS(t testing.TB) infra.Config {
 	stream := "SAMPLE_TEST_" + suffix
 	t.Cleanup(func() { deleteStream(t, url, stream) }) // after the service's own cleanup
 	return infra.Config{PostgresURL: pg.URL, NATSURL: url, NATSStream: stream,
-		NATSSubjectPrefix: "sample_test_" + suffix, DataDir: t.TempDir(), Logger: logger(t)}
+		NATSSubjectPrefix: "sample_test_" + suffix, DataDir: t.TempDir(), Logger: logger(t),
+		PostgresMaxConns: 6} // tests of other packages share the server's max_connections
 }
 
 func deleteStream(t testing.TB, url, stream string) {
@@ -244,13 +262,13 @@ func (s *service) command(t testing.TB, id, cmd string, body any, hdr ...string)
 	return res.Version
 }
 
-// product reads id from the read model once it has reached version min.
-func (s *service) product(t testing.TB, id string, min int64) app.ProductView {
+// product reads id from the read model once it has reached version minVersion.
+func (s *service) product(t testing.TB, id string, minVersion int64) app.ProductView {
 	t.Helper()
 	var v app.ProductView
-	s.do(t, "GET", fmt.Sprintf("/products/%s?min_version=%d", id, min), nil).want(t, http.StatusOK).decode(t, &v)
-	if v.Version < min {
-		t.Fatalf("GET ?min_version=%d returned version %d", min, v.Version)
+	s.do(t, "GET", fmt.Sprintf("/products/%s?min_version=%d", id, minVersion), nil).want(t, http.StatusOK).decode(t, &v)
+	if v.Version < minVersion {
+		t.Fatalf("GET ?min_version=%d returned version %d", minVersion, v.Version)
 	}
 	return v
 }

@@ -36,6 +36,7 @@ func testRoles(t *testing.T, cfg infra.Config) {
 	role := func(r infra.Role) infra.Config {
 		c := cfg
 		c.Role = r
+		c.ReadYourWritesTimeout = time.Second
 		return c
 	}
 	api := start(t, role(infra.RoleAPI))
@@ -65,6 +66,12 @@ func testRoles(t *testing.T, cfg infra.Config) {
 	api.do(t, "GET", "/products/"+id, nil).want(t, http.StatusOK).decode(t, &v)
 	if v.Version != 1 {
 		t.Fatalf("with the relay down the read model moved to version %d", v.Version)
+	}
+	// Waiting for one's own write times out, and says so.
+	r := api.do(t, "GET", "/products/"+id+"?min_version=2", nil)
+	wantError(t, r, http.StatusServiceUnavailable, "min_version")
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After")
 	}
 
 	// Worker down, relay up: the backlog moves to the broker and waits

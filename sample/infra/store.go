@@ -84,8 +84,8 @@ func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (*storage, e
 	}
 	// Room for the API's requests and the consumers, well below the
 	// server's default max_connections of 100 when a few processes share it.
-	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	db.SetMaxOpenConns(cfg.PostgresMaxConns)
+	db.SetMaxIdleConns(max(cfg.PostgresMaxConns/2, 1))
 	fail := func(err error) (*storage, error) {
 		db.Close()
 		return nil, err

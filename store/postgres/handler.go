@@ -16,11 +16,14 @@ import (
 	"github.com/cqrskit/cqrskit/handler"
 )
 
-var _ handler.Store = (*Store)(nil)
+var (
+	_ handler.Store       = (*Store)(nil)
+	_ handler.BatchMarker = (*Store)(nil)
+)
 
 // handlerQueries is the SQL of the handler.Store methods.
 type handlerQueries struct {
-	markProcessed, pruneProcessed                          string
+	markProcessed, markProcessedBatch, pruneProcessed      string
 	putDeadLetter, listDeadLetters, getDeadLetter, delDead string
 }
 
@@ -30,6 +33,12 @@ func newHandlerQueries(cfg Config) handlerQueries {
 	r := tableReplacer(cfg, "processed", "dead_letters")
 	return handlerQueries{
 		markProcessed: r.Replace(`INSERT INTO {processed} (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
+		// Rows are inserted in key order, so concurrent batches that share
+		// events wait for one another instead of deadlocking.
+		markProcessedBatch: r.Replace(`INSERT INTO {processed} (handler, event_id)
+SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id
+ON CONFLICT DO NOTHING
+RETURNING event_id`),
 		// One chunk: the next pruneChunk marks after the key $2 (NULL: from
 		// the first), of which the old ones are deleted. It returns the
 		// chunk's last key, its size and how many it deleted.
@@ -91,6 +100,42 @@ func (s *Store) MarkProcessed(ctx context.Context, tx *sql.Tx, handlerName strin
 		return false, wrap(fmt.Sprintf("mark event %s processed by handler %s", eventID, handlerName), err)
 	}
 	return n == 1, nil
+}
+
+// MarkProcessedBatch records in tx that handlerName handled each of ids
+// (distinct), in one statement, and reports for each whether its mark is
+// new, with MarkProcessed's semantics. See handler.BatchMarker.
+func (s *Store) MarkProcessedBatch(ctx context.Context, tx *sql.Tx, handlerName string, ids []uuid.UUID) ([]bool, error) {
+	if tx == nil || handlerName == "" {
+		return nil, fmt.Errorf("mark processed: need a transaction and a handler name (handler %q)", handlerName)
+	}
+	fresh := make([]bool, len(ids))
+	if len(ids) == 0 {
+		return fresh, nil
+	}
+	op := fmt.Sprintf("mark %d events processed by handler %s", len(ids), handlerName)
+	index := make(map[uuid.UUID]int, len(ids))
+	for i, id := range ids {
+		index[id] = i
+	}
+	rows, err := tx.QueryContext(ctx, s.q.handler.markProcessedBatch, handlerName, ids)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(op, err)
+		}
+		if i, ok := index[id]; ok {
+			fresh[i] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return fresh, nil
 }
 
 // pruneChunk is how many marks one PruneProcessed statement considers, so

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -310,5 +312,59 @@ func TestHandlerStoreNotMigrated(t *testing.T) {
 	}
 	if _, err := s.PruneProcessed(ctx, "h", time.Now()); !errors.Is(err, ErrNotMigrated) {
 		t.Errorf("PruneProcessed: %v", err)
+	}
+}
+
+// Concurrent batches sharing events, each listing them in its own order:
+// no deadlock, and each event is new to exactly one of them.
+func TestMarkProcessedBatchConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, Config{})
+	ids := make([]uuid.UUID, 5000)
+	for i := range ids {
+		ids[i] = event.NewID()
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fresh = map[uuid.UUID]int{}
+	)
+	for w := range 6 {
+		wg.Go(func() {
+			batch := slices.Clone(ids)
+			rand.New(rand.NewPCG(uint64(w), 1)).Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+			tx, err := s.DB().BeginTx(t.Context(), nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer func() { _ = tx.Rollback() }()
+			got, err := s.MarkProcessedBatch(t.Context(), tx, "h", batch)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // hold the marks a while
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, f := range got {
+				if f {
+					fresh[batch[i]]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(fresh) != len(ids) {
+		t.Errorf("%d of %d events new to some batch", len(fresh), len(ids))
+	}
+	for id, n := range fresh {
+		if n != 1 {
+			t.Errorf("event %s new to %d batches", id, n)
+		}
 	}
 }
