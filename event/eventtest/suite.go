@@ -35,6 +35,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"OutboxRowPerEvent", testOutbox},
 		{"TxCommitAndRollback", testTx},
 		{"CatchUpReaderNeverSkips", testCatchUpReader},
+		{"GlobalLogKeepsStreamOrder", testGlobalStreamOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -680,5 +681,44 @@ func testCatchUpReader(t *testing.T, h Harness) {
 	}
 	if len(seen) != len(written) {
 		t.Errorf("reader saw %d events, writers committed %d", len(seen), len(written))
+	}
+}
+
+// testGlobalStreamOrder: a transaction that started writing early (and so
+// holds an older transaction id) appends to a stream after a younger
+// transaction appended to it and committed. The global log must still list
+// the stream's events in version order.
+func testGlobalStreamOrder(t *testing.T, h Harness) {
+	ts, ok := h.Store.(event.TxStore)
+	if !ok || !h.OutOfOrderCommits {
+		t.Skip("store commits one writer at a time")
+	}
+	ctx := ctxFor(t)
+	st := stream(t)
+	old, err := ts.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Rollback() //nolint:errcheck // no-op after commit
+	if _, err := ts.AppendTx(ctx, old, stream(t), event.NoStream, events(1)); err != nil {
+		t.Fatal(err)
+	}
+	first := mustAppend(t, ts, st, event.NoStream, events(1)...)
+	second, err := ts.AppendTx(ctx, old, st, event.Exactly(1), events(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, e := range readAll(t, ts, 100) {
+		if e.StreamID == st {
+			got = append(got, e.Version)
+		}
+	}
+	if !slices.Equal(got, []int64{1, 2}) {
+		t.Errorf("global log lists stream %s as versions %v (v1 %+v, v2 %+v), want [1 2]",
+			st, got, first.Events[0].Cursor(), second.Events[0].Cursor())
 	}
 }

@@ -27,33 +27,36 @@ import (
 const noneStored = `NOT EXISTS (SELECT 1 FROM {events} WHERE id = ANY($4::uuid[]))`
 
 const (
-	casAny = `INSERT INTO {streams} AS st (stream_id, stream_type, version)
-	SELECT $1, $2::text, $3::bigint WHERE ` + noneStored + `
-	ON CONFLICT (stream_id) DO UPDATE SET version = st.version + EXCLUDED.version
-	RETURNING st.version - $3::bigint AS base`
+	casAny = `INSERT INTO {streams} AS st (stream_id, stream_type, version, last_tx_id)
+	SELECT $1, $2::text, $3::bigint, pg_current_xact_id() WHERE ` + noneStored + `
+	ON CONFLICT (stream_id) DO UPDATE SET version = st.version + EXCLUDED.version,
+		last_tx_id = greatest(st.last_tx_id, EXCLUDED.last_tx_id)
+	RETURNING st.version - $3::bigint AS base, st.last_tx_id AS tx`
 
-	casNoStream = `INSERT INTO {streams} (stream_id, stream_type, version)
-	SELECT $1, $2::text, $3::bigint WHERE ` + noneStored + `
+	casNoStream = `INSERT INTO {streams} (stream_id, stream_type, version, last_tx_id)
+	SELECT $1, $2::text, $3::bigint, pg_current_xact_id() WHERE ` + noneStored + `
 	ON CONFLICT (stream_id) DO NOTHING
-	RETURNING 0::bigint AS base`
+	RETURNING 0::bigint AS base, last_tx_id AS tx`
 
 	casStreamExists = `UPDATE {streams} SET version = version + $3::bigint,
-		stream_type = coalesce(nullif(stream_type, ''), $2::text)
+		stream_type = coalesce(nullif(stream_type, ''), $2::text),
+		last_tx_id = greatest(last_tx_id, pg_current_xact_id())
 	WHERE stream_id = $1 AND ` + noneStored + `
-	RETURNING version - $3::bigint AS base`
+	RETURNING version - $3::bigint AS base, last_tx_id AS tx`
 
 	casExactly = `UPDATE {streams} SET version = version + $3::bigint,
-		stream_type = coalesce(nullif(stream_type, ''), $2::text)
+		stream_type = coalesce(nullif(stream_type, ''), $2::text),
+		last_tx_id = greatest(last_tx_id, pg_current_xact_id())
 	WHERE stream_id = $1 AND version = $10::bigint AND ` + noneStored + `
-	RETURNING version - $3::bigint AS base`
+	RETURNING version - $3::bigint AS base, last_tx_id AS tx`
 )
 
 func appendSQL(cas string) string {
 	return `WITH s AS (
 	` + cas + `
 ), e AS (
-	INSERT INTO {events} (id, stream_id, stream_type, version, type, schema_version, data, metadata)
-	SELECT u.id, $1, u.stream_type, s.base + u.ord, u.type, u.schema_version, u.data, u.metadata
+	INSERT INTO {events} (tx_id, id, stream_id, stream_type, version, type, schema_version, data, metadata)
+	SELECT s.tx, u.id, $1, u.stream_type, s.base + u.ord, u.type, u.schema_version, u.data, u.metadata
 	FROM s, unnest($4::uuid[], $5::text[], $6::text[], $7::integer[], $8::bytea[], $9::jsonb[])
 		WITH ORDINALITY AS u (id, stream_type, type, schema_version, data, metadata, ord)
 	ORDER BY u.ord

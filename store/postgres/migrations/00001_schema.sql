@@ -13,14 +13,22 @@ CREATE TABLE IF NOT EXISTS {{.Q}}{{.Prefix}}streams (
     stream_id   text   NOT NULL,
     stream_type text   NOT NULL DEFAULT '',
     version     bigint NOT NULL CHECK (version >= 0),
+    -- The global-order transaction id of the stream's last append (see
+    -- events.tx_id): never less than the one before, so the global log
+    -- keeps each stream's events in version order.
+    last_tx_id  xid8   NOT NULL DEFAULT '0',
     CONSTRAINT {{.Prefix}}streams_pkey PRIMARY KEY (stream_id)
 );
 
 -- The global log. position comes from an identity sequence, and sequence
 -- values can commit out of order, so global readers order by
 -- (tx_id, position) and read only transactions older than every running
--- one (pg_snapshot_xmin). UNIQUE (stream_id, version) backs up the
--- streams row lock.
+-- one (pg_snapshot_xmin). tx_id is the appending transaction's id, raised
+-- to the stream's previous last_tx_id when that is larger (a transaction
+-- that got its id early can append after a younger one committed to the
+-- same stream); a raised tx_id is still >= the writer's own id, so a
+-- reader still cannot pass it before it commits. UNIQUE (stream_id,
+-- version) backs up the streams row lock.
 CREATE TABLE IF NOT EXISTS {{.Q}}{{.Prefix}}events (
     position       bigint      GENERATED ALWAYS AS IDENTITY,
     tx_id          xid8        NOT NULL DEFAULT pg_current_xact_id(),
