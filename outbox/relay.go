@@ -234,7 +234,10 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) lead(ctx context.Context, lease Lease) error {
 	var wake <-chan struct{}
 	if r.cfg.Notifier != nil {
-		ch, err := r.cfg.Notifier.Listen(ctx)
+		// The subscription lives as long as this term of leadership.
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch, err := r.cfg.Notifier.Listen(lctx)
 		if err != nil {
 			r.cfg.Logger.Warn("outbox relay: cannot listen for new rows; polling", "err", err, "every", r.cfg.PollInterval)
 		} else {

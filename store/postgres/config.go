@@ -27,6 +27,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+const maxPrefixLen = 38
+
 // DefaultTablePrefix is the TablePrefix used when Config leaves it empty.
 const DefaultTablePrefix = "cqrs_"
 
@@ -50,6 +52,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !identPattern.MatchString(c.TablePrefix) {
 		errs = append(errs, fmt.Errorf("postgres config: TablePrefix %q: must match %s (%s)", c.TablePrefix, identPattern, identRule))
+	}
+	// PostgreSQL truncates identifiers at 63 bytes; the longest name the
+	// schema derives from the prefix is the prefix plus 25 bytes
+	// ("events_stream_version_key"), and NOTIFY rejects a longer channel.
+	if len(c.TablePrefix) > maxPrefixLen {
+		errs = append(errs, fmt.Errorf("postgres config: TablePrefix %q: at most %d characters, so the derived table and constraint names fit PostgreSQL's 63-byte limit", c.TablePrefix, maxPrefixLen))
+	} else if ch := notifyChannel(c); len(ch) > 63 {
+		errs = append(errs, fmt.Errorf("postgres config: Schema %q with TablePrefix %q: the notification channel %q is %d bytes, PostgreSQL allows 63; shorten one of them", c.Schema, c.TablePrefix, ch, len(ch)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err

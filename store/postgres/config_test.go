@@ -26,6 +26,8 @@ func TestConfigValidation(t *testing.T) {
 		{name: "dotted schema", cfg: Config{Schema: "a.b"}, wantErr: []string{`Schema "a.b"`}},
 		{name: "reserved schema", cfg: Config{Schema: "pg_stuff"}, wantErr: []string{"reserved"}},
 		{name: "too long", cfg: Config{TablePrefix: strings.Repeat("a", 42)}, wantErr: []string{"TablePrefix", "at most 41"}},
+		{name: "prefix too long for derived names", cfg: Config{TablePrefix: strings.Repeat("a", 39)}, wantErr: []string{"TablePrefix", "at most 38", "63-byte"}},
+		{name: "channel too long", cfg: Config{Schema: strings.Repeat("s", 30), TablePrefix: strings.Repeat("p", 30)}, wantErr: []string{"notification channel", "PostgreSQL allows 63"}},
 		{name: "every problem reported", cfg: Config{Schema: "A", TablePrefix: "B"}, wantErr: []string{`Schema "A"`, `TablePrefix "B"`}},
 	}
 	for _, tt := range tests {
