@@ -6,6 +6,10 @@ import (
 	"log/slog"
 	"strings"
 	"unicode"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NoRetries as RepositoryConfig.UpdateRetries makes Update try once.
@@ -41,6 +45,12 @@ type RepositoryConfig[T Aggregate] struct {
 	// Logger receives warnings about ignored snapshots and failed snapshot
 	// writes. Defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider receives the repository's spans (see the package
+	// documentation, Observability). Defaults to otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the append metrics. Defaults to
+	// otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
 }
 
 // withDefaults returns c with zero values replaced by defaults.
@@ -52,6 +62,12 @@ func (c RepositoryConfig[T]) withDefaults() RepositoryConfig[T] {
 	c.UpdateRetries = cmp.Or(c.UpdateRetries, 3)
 	c.UpdateRetries = max(c.UpdateRetries, 0) // NoRetries
 	c.Logger = cmp.Or(c.Logger, slog.Default())
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
+	}
 	return c
 }
 

@@ -235,6 +235,10 @@ func (p *Projection) stepLocked(ctx context.Context) (n int, more bool, err erro
 		return 0, false, fmt.Errorf("projection %s: read events after position %d: %w", p.cfg.Name, p.cursor.Position, err)
 	}
 	if len(evs) == 0 {
+		// Idle: re-read the stored checkpoint next time, so a reset made
+		// elsewhere (cqrskit projections rebuild) takes effect without
+		// waiting for a new event.
+		p.known = false
 		return 0, false, nil
 	}
 	n, moved, err := p.apply(ctx, evs)

@@ -239,6 +239,41 @@ func TestSubscriptionAcrossServerRestart(t *testing.T) {
 	}
 }
 
+func TestAckSentAfterReconnect(t *testing.T) {
+	// The handler finishes while the server is down: the ack cannot go
+	// out then. It must go out after the restart, or the message comes
+	// back after AckWait although it was handled.
+	srv := testutil.StartNATS(t)
+	b := newBroker(t, srv.URL, natsjs.Config{AckWait: time.Second})
+	got := make(chan messagebus.Delivery, 10)
+	release := make(chan struct{})
+	sub, err := b.Subscribe(t.Context(), "ack", "g", func(_ context.Context, d messagebus.Delivery) error {
+		got <- d
+		if d.Attempt == 1 {
+			<-release
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	m := messagebus.Message{ID: uuid.NewString(), Topic: "ack", Key: "k"}
+	if err := b.Publish(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, m.ID)
+	srv.Shutdown()
+	close(release)
+	time.Sleep(200 * time.Millisecond)
+	srv.Restart()
+	select {
+	case d := <-got:
+		t.Fatalf("handled message %s delivered again (attempt %d)", d.ID, d.Attempt)
+	case <-time.After(3 * time.Second): // AckWait and then some
+	}
+}
+
 func receive(t *testing.T, got <-chan messagebus.Delivery, ids ...string) {
 	t.Helper()
 	for _, id := range ids {

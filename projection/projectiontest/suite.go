@@ -32,6 +32,7 @@ func Run(t *testing.T, newHarness func(t testing.TB) Harness) {
 		{"ApplyFails", testApplyFails},
 		{"ApplyPanics", testApplyPanics},
 		{"WokenByNotifier", testNotifier},
+		{"IdleRunnerSeesExternalReset", testIdleReset},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -481,5 +482,35 @@ func testNotifier(t *testing.T, h Harness) {
 	for i := range 3 {
 		appendEvents(t, h.Events, "s", 1, 1)
 		eventually(t, fmt.Sprintf("event %d applied without polling", i+1), func() bool { return rm.total(t) == int64(i+1) })
+	}
+}
+
+// testIdleReset: an operator resets a running, idle projection's checkpoint
+// and read model from outside (as `cqrskit projections rebuild` does); the
+// runner must rebuild without waiting for a new event.
+func testIdleReset(t *testing.T, h Harness) {
+	ctx := ctxFor(t)
+	rm := newReadModel(t, h.Checkpoints.DB(), "projectiontest_idlereset")
+	appendEvents(t, h.Events, "s-1", 50, 50)
+	p := newProjection(t, projection.Config{Name: "idlereset", Events: h.Events, Checkpoints: h.Checkpoints,
+		Apply: rm.apply, PollInterval: 10 * time.Millisecond})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "the first catch-up", func() bool { return rm.total(t) == 50 })
+	time.Sleep(50 * time.Millisecond) // idle now
+	inTx(t, h.Checkpoints.DB(), func(tx *sql.Tx) error {
+		if _, err := h.Checkpoints.Checkpoint(ctx, tx, "idlereset"); err != nil {
+			return err
+		}
+		if err := rm.reset(ctx, tx); err != nil {
+			return err
+		}
+		return h.Checkpoints.SaveCheckpoint(ctx, tx, "idlereset", event.Cursor{})
+	})
+	eventually(t, "the rebuild after an external reset", func() bool { return rm.total(t) == 50 })
+	if d := diff(rm.rows(t), replay(t, h.Events)); d != "" {
+		t.Fatalf("read model after the external reset differs from a replay: %s", d)
 	}
 }
