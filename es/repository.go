@@ -11,22 +11,20 @@ import (
 
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
-const tracerName = "github.com/cqrskit/cqrskit/es"
-
 // Repository loads and saves aggregates of type T from an event store. It
 // is safe for concurrent use; the aggregates it returns are not.
 type Repository[T Aggregate] struct {
-	store  event.Store
-	reg    *event.Registry
-	cfg    RepositoryConfig[T]
-	log    *slog.Logger
-	tracer trace.Tracer
+	store   event.Store
+	reg     *event.Registry
+	cfg     RepositoryConfig[T]
+	log     *slog.Logger
+	tracer  trace.Tracer
+	metrics repoMetrics
 }
 
 // NewRepository returns a repository for aggregates of type T stored in
@@ -46,11 +44,12 @@ func NewRepository[T Aggregate](store event.Store, reg *event.Registry, cfg Repo
 	}
 	cfg = cfg.withDefaults()
 	return &Repository[T]{
-		store:  store,
-		reg:    reg,
-		cfg:    cfg,
-		log:    cfg.Logger.With("stream_type", cfg.StreamType),
-		tracer: otel.Tracer(tracerName),
+		store:   store,
+		reg:     reg,
+		cfg:     cfg,
+		log:     cfg.Logger.With("stream_type", cfg.StreamType),
+		tracer:  cfg.TracerProvider.Tracer(scopeName),
+		metrics: newRepoMetrics(cfg.MeterProvider, cfg.StreamType),
 	}, nil
 }
 
@@ -245,7 +244,7 @@ func (r *Repository[T]) SaveTx(ctx context.Context, tx *sql.Tx, agg T) error {
 	return endSpan(span, r.save(ctx, tx, agg))
 }
 
-func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) error {
+func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) (err error) {
 	root, err := rootOf(agg)
 	if err != nil {
 		return err
@@ -261,6 +260,9 @@ func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) error {
 	if root.version > 0 {
 		expected = event.Exactly(root.version)
 	}
+	// The events carry the append span's trace context (eventMetadata).
+	ctx, span := r.startAppendSpan(ctx, stream, root.version, len(root.pending))
+	defer func() { endAppendSpan(span, err) }()
 	md := eventMetadata(ctx)
 	events := make([]event.Event, len(root.pending))
 	for i, p := range root.pending {
@@ -276,6 +278,7 @@ func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) error {
 		events[i] = e
 	}
 	var res event.AppendResult
+	start := time.Now()
 	if tx == nil {
 		res, err = r.store.Append(ctx, stream, expected, events)
 	} else {
@@ -285,11 +288,13 @@ func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) error {
 		}
 		res, err = ts.AppendTx(ctx, tx, stream, expected, events)
 	}
+	r.metrics.recordAppend(ctx, start, len(events), err)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", stream, err)
 	}
 	root.pending = nil
 	root.version = res.Version
+	span.SetAttributes(attribute.Int64("cqrskit.stream.version", res.Version))
 	// Snapshot only state that is exactly the stream's: not inside a
 	// transaction that may roll back, and not when the store skipped events
 	// as already stored (the stream may hold other events after them).

@@ -135,6 +135,13 @@ func (h *Handler) tryBatch(ctx context.Context, items []*item, idx []int) (culpr
 	if err := tx.Commit(); err != nil {
 		return -1, unavailable, fmt.Errorf("batch of %d: commit: %w", len(idx), err)
 	}
+	var n int
+	for _, f := range fresh {
+		if f {
+			n++
+		}
+	}
+	h.metrics.committed(ctx, n, len(idx)-n)
 	return -1, applied, nil
 }
 

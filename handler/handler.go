@@ -43,15 +43,16 @@ const maxTrackedFailures = 10_000
 // Handler runs a Func exactly once per event: see Idempotent. It is safe for
 // concurrent use.
 type Handler struct {
-	name   string
-	store  Store
-	fn     Func
-	policy RetryPolicy
-	log    *slog.Logger
-	now    func() time.Time
-	sleep  func(context.Context, time.Duration) error
-	random func() float64
-	tracer trace.Tracer
+	name    string
+	store   Store
+	fn      Func
+	policy  RetryPolicy
+	log     *slog.Logger
+	now     func() time.Time
+	sleep   func(context.Context, time.Duration) error
+	random  func() float64
+	tracer  trace.Tracer
+	metrics handlerMetrics
 
 	failMu   sync.Mutex
 	failedAt map[uuid.UUID]time.Time // first failure of events still failing
@@ -102,7 +103,8 @@ func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, er
 		now:      c.now,
 		sleep:    c.sleep,
 		random:   c.random,
-		tracer:   c.tp.Tracer("github.com/cqrskit/cqrskit/handler"),
+		tracer:   c.tp.Tracer(scopeName),
+		metrics:  newHandlerMetrics(c.mp, name),
 		failedAt: map[uuid.UUID]time.Time{},
 	}, nil
 }
@@ -200,6 +202,7 @@ func (h *Handler) retry(ctx context.Context, it *item) error {
 				return h.deadLetter(ctx, it, it.err, n)
 			}
 			wait := h.policy.delay(n, h.random())
+			h.metrics.retries.Add(ctx, 1, h.metrics.retryFunc)
 			if it.tries >= h.policy.InProcess {
 				h.log.WarnContext(ctx, "handler: event failed; the broker will deliver it again",
 					h.attrs(it, slog.Int("attempt", n), slog.Duration("retry_in", wait), slog.Any("err", it.err))...)
@@ -248,6 +251,7 @@ func (h *Handler) try(ctx context.Context, it *item) (outcome, error) {
 	if !fresh {
 		_ = tx.Rollback()
 		h.log.DebugContext(ctx, "handler: event handled before; skipped", h.attrs(it)...)
+		h.metrics.committed(ctx, 0, 1)
 		return duplicate, nil
 	}
 	if err := h.call(ctx, tx, it.e); err != nil {
@@ -263,6 +267,7 @@ func (h *Handler) try(ctx context.Context, it *item) (outcome, error) {
 		// next try find out.
 		return unavailable, fmt.Errorf("commit: %w", err)
 	}
+	h.metrics.committed(ctx, 1, 0)
 	return applied, nil
 }
 
@@ -294,6 +299,7 @@ func (h *Handler) unavailable(ctx context.Context, it *item, err error) error {
 		return err
 	}
 	wait := h.policy.delay(max(it.d.Attempt, 1), h.random())
+	h.metrics.retries.Add(ctx, 1, h.metrics.retryDB)
 	h.log.WarnContext(ctx, "handler: database unavailable; the message stays with the broker",
 		h.attrs(it, slog.Duration("retry_in", wait), slog.Any("err", err))...)
 	return messagebus.RetryAfter(err, wait)
@@ -330,6 +336,7 @@ func (h *Handler) deadLetter(ctx context.Context, it *item, cause error, attempt
 		return h.unavailable(ctx, it, fmt.Errorf("store dead letter: %w (after: %v)", err, cause))
 	}
 	h.forgetFailure(it.e.ID)
+	h.metrics.deadLettered.Add(ctx, 1, h.metrics.named)
 	h.log.ErrorContext(ctx, "handler: event dead-lettered",
 		h.attrs(it, slog.Int("attempts", attempts), slog.Any("err", cause))...)
 	return nil

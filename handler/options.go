@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -20,6 +21,7 @@ type config struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 	random func() float64
 	tp     trace.TracerProvider
+	mp     metric.MeterProvider
 }
 
 func defaultConfig() config {
@@ -30,6 +32,7 @@ func defaultConfig() config {
 		sleep:  sleep,
 		random: rand.Float64,
 		tp:     otel.GetTracerProvider(),
+		mp:     otel.GetMeterProvider(),
 	}
 }
 
@@ -76,6 +79,17 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) {
 		if tp != nil {
 			c.tp = tp
+		}
+	}
+}
+
+// WithMeterProvider sets where the handler's metrics go (see the package
+// documentation, Observability). Defaults to the global provider
+// (otel.GetMeterProvider()).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) {
+		if mp != nil {
+			c.mp = mp
 		}
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
@@ -70,6 +73,12 @@ type Config struct {
 	PoisonBackoff time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider receives the relay's spans (see the package
+	// documentation, Observability). Defaults to otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the relay's metrics. Defaults to
+	// otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -112,6 +121,12 @@ func (c Config) withDefaults() (Config, error) {
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 10*time.Second)
 	c.PoisonBackoff = cmp.Or(c.PoisonBackoff, 30*time.Second)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
+	}
 	return c, nil
 }
 
@@ -130,6 +145,7 @@ func isPermanent(err error) bool {
 // is ever deleted before its acknowledgement, so nothing is lost.
 type Relay struct {
 	cfg Config
+	tel relayTelemetry
 
 	published  atomic.Int64
 	failed     atomic.Int64
@@ -146,7 +162,7 @@ func NewRelay(cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{cfg: cfg, poisonedAt: map[int64]time.Time{}}, nil
+	return &Relay{cfg: cfg, tel: newRelayTelemetry(cfg.TracerProvider, cfg.MeterProvider), poisonedAt: map[int64]time.Time{}}, nil
 }
 
 // Progress is a snapshot of the relay's state.
@@ -188,6 +204,7 @@ func (r *Relay) Progress(ctx context.Context) (Progress, error) {
 // it waits as a hot standby and takes over when that one's leadership ends.
 func (r *Relay) Run(ctx context.Context) error {
 	log := r.cfg.Logger
+	defer r.registerGauges()()
 	standby := time.NewTicker(r.cfg.StandbyInterval)
 	defer standby.Stop()
 	loggedStandby := false
@@ -198,6 +215,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case err != nil:
 			r.setErr(err)
+			r.tel.failed(ctx, opLeadership, 1)
 			log.Warn("outbox relay: cannot try for leadership; will retry", "err", err, "retry_in", r.cfg.StandbyInterval)
 		case lease == nil:
 			if !loggedStandby {
@@ -301,10 +319,11 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 // tools and tests that drive the relay by hand; it does not take leadership.
 func (r *Relay) DrainOnce(ctx context.Context) (int, error) { return r.drainOnce(ctx) }
 
-func (r *Relay) drainOnce(ctx context.Context) (int, error) {
+func (r *Relay) drainOnce(ctx context.Context) (_ int, err error) {
 	poisoned := r.poisonCount()
 	recs, err := r.cfg.Store.Pending(ctx, r.cfg.BatchSize+poisoned)
 	if err != nil {
+		r.tel.failed(ctx, opRead, 1)
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	if len(recs) == 0 {
@@ -328,12 +347,18 @@ func (r *Relay) drainOnce(ctx context.Context) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
+	ctx, span := r.startDrainSpan(ctx, batch)
+	published := 0
+	defer func() { endDrainSpan(span, published, err) }()
+	spans := r.startPublishSpans(ctx, batch, msgs)
 	pubErr := r.cfg.Publisher.Publish(ctx, msgs...)
 	failed := map[int]error{}
 	if pubErr != nil {
 		var pe *messagebus.PublishError
 		if !errors.As(pubErr, &pe) {
+			endPublishSpans(spans, nil, pubErr)
 			r.failed.Add(int64(len(batch)))
+			r.tel.failed(ctx, opPublish, len(batch))
 			return len(recs), fmt.Errorf("publish %d events (outbox rows %d..%d): %w",
 				len(batch), batch[0].ID, batch[len(batch)-1].ID, pubErr)
 		}
@@ -341,6 +366,7 @@ func (r *Relay) drainOnce(ctx context.Context) (int, error) {
 			failed[f.Index] = f.Err
 		}
 	}
+	endPublishSpans(spans, failed, nil)
 	done := make([]int64, 0, len(batch))
 	for i, rec := range batch {
 		ferr, ok := failed[i]
@@ -349,6 +375,7 @@ func (r *Relay) drainOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		r.failed.Add(1)
+		r.tel.failed(ctx, opPublish, 1)
 		if isPermanent(ferr) {
 			r.poison(rec.ID, now)
 			r.cfg.Logger.Error("outbox relay: broker rejected an event; its row stays in the outbox and its stream waits",
@@ -362,9 +389,12 @@ func (r *Relay) drainOnce(ctx context.Context) (int, error) {
 		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := r.cfg.Store.Delete(delCtx, done); err != nil {
+			r.tel.failed(ctx, opDelete, 1)
 			return len(recs), fmt.Errorf("delete %d published outbox rows (they will be republished and de-duplicated by the broker): %w", len(done), err)
 		}
 		r.published.Add(int64(len(done)))
+		r.tel.published.Add(ctx, int64(len(done)))
+		published = len(done)
 		r.clearPoison(done)
 	}
 	if pubErr != nil {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
 )
@@ -53,6 +56,12 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider receives the projection's spans (see the package
+	// documentation, Observability). Defaults to otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the projection's metrics. Defaults to
+	// otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -104,6 +113,12 @@ func (c Config) withDefaults() (Config, error) {
 	c.MinBackoff = cmp.Or(c.MinBackoff, 100*time.Millisecond)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 10*time.Second)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
+	}
 	return c, nil
 }
 
@@ -112,10 +127,12 @@ func (c Config) withDefaults() (Config, error) {
 // one at a time.
 type Projection struct {
 	cfg Config
+	tel telemetry
 
 	mu     sync.Mutex // one step at a time; held by Rebuild throughout
 	cursor event.Cursor
-	known  bool // cursor is the stored checkpoint as last seen
+	known  bool                         // cursor is the stored checkpoint as last seen
+	seen   atomic.Pointer[event.Cursor] // cursor, for the lag gauge
 
 	running   atomic.Bool
 	lastErrMu sync.Mutex
@@ -128,7 +145,7 @@ func New(cfg Config) (*Projection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Projection{cfg: cfg}, nil
+	return &Projection{cfg: cfg, tel: newTelemetry(cfg.TracerProvider, cfg.MeterProvider, cfg.Name)}, nil
 }
 
 // Name returns the projection's name.
@@ -145,6 +162,7 @@ func (p *Projection) Run(ctx context.Context) error {
 		return fmt.Errorf("projection %s: already running", p.cfg.Name)
 	}
 	defer p.running.Store(false)
+	defer p.registerLag()()
 	log := p.cfg.Logger.With("projection", p.cfg.Name)
 
 	var wake <-chan struct{}
@@ -221,6 +239,7 @@ func (p *Projection) step(ctx context.Context) (n int, more bool, err error) {
 }
 
 func (p *Projection) stepLocked(ctx context.Context) (n int, more bool, err error) {
+	defer p.noteCursor()
 	if !p.known {
 		c, err := p.readCheckpoint(ctx)
 		if err != nil {
@@ -241,7 +260,10 @@ func (p *Projection) stepLocked(ctx context.Context) (n int, more bool, err erro
 		p.known = false
 		return 0, false, nil
 	}
+	ctx, span := p.startBatchSpan(ctx, evs)
 	n, moved, err := p.apply(ctx, evs)
+	p.tel.applied.Add(ctx, int64(n), p.tel.attrs)
+	endBatchSpan(span, n, err)
 	return n, moved || (err == nil && len(evs) == p.cfg.BatchSize), err
 }
 

@@ -264,6 +264,17 @@ func TestAckSentAfterReconnect(t *testing.T) {
 	}
 	receive(t, got, m.ID)
 	srv.Shutdown()
+	// Release the handler once the client knows it is disconnected, so
+	// the ack fails rather than vanishing into the dead socket (that ack
+	// is lost for good: delivery is at least once).
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		err := b.Publish(ctx, messagebus.Message{ID: uuid.NewString(), Topic: "probe", Key: "k"})
+		cancel()
+		if errors.Is(err, messagebus.ErrUnavailable) {
+			break
+		}
+	}
 	close(release)
 	time.Sleep(200 * time.Millisecond)
 	srv.Restart()

@@ -149,20 +149,18 @@ func stopped(ctx context.Context, stop <-chan struct{}) bool {
 }
 
 // recoverLost runs before the first pull after one that ended with an
-// error: the server shut down, the connection dropped, heartbeats stopped.
-// The server may have sent that pull messages that never reached the
-// handler. When shutting down it ends open pulls with "409 Server
-// Shutdown" and then goes on delivering to them for a moment, after the
-// client stopped listening; a dropped connection loses what was in
-// flight. The server counts those messages as delivered and sends them
-// again only when AckWait expires. Pulling at once would hand later
-// messages to the handler first and break per-key order, so if the
-// consumer has delivered past the last message this subscription received
-// and not everything is acknowledged, wait AckWait before pulling: the
-// lost messages were delivered before now, so by then they have expired,
-// and the server redelivers expired messages, in stream order, ahead of
-// new ones. With several members in the group the deliveries may be
-// another member's; the wait then only delays this one.
+// error (server shutdown, lost connection, missed heartbeats). That pull
+// may have been sent messages that never arrived: a server shutting down
+// ends open pulls with "409 Server Shutdown" but goes on delivering to
+// them for a moment after the client stopped listening, and a dropped
+// connection loses what was in flight. The server redelivers them only
+// after AckWait, and pulling at once would hand later messages to the
+// handler first. So when the consumer has delivered past the last message
+// received and not everything is acknowledged, wait AckWait: the lost
+// messages, delivered before now, have expired by then, and the server
+// redelivers expired messages in stream order ahead of new ones. The
+// deliveries may be another group member's; the wait then only delays
+// this one.
 func (s *subscription) recoverLost(ctx context.Context, stop <-chan struct{}) error {
 	if !s.interrupted {
 		return nil

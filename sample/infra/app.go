@@ -186,7 +186,8 @@ var retryPolicy = handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, MaxDe
 // group, each through an idempotent handler.
 func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts *app.Alerts) error {
 	hs := a.storage.store
-	ph, err := handler.Idempotent(productsHandler, hs, products.Apply,
+	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
+	ph, err := handler.Idempotent(productsHandler, hs, apply,
 		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog))
 	if err != nil {
 		return err
