@@ -1,0 +1,158 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cqrskit/cqrskit/es"
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/handler"
+	busmem "github.com/cqrskit/cqrskit/messagebus/memory"
+	"github.com/cqrskit/cqrskit/outbox"
+)
+
+// A minimal aggregate for the trace test.
+type (
+	ticket       struct{ es.Base }
+	ticketOpened struct{ Title string }
+)
+
+func (*ticket) Apply(any) error { return nil }
+
+// One command becomes one trace across the store, the relay, the broker
+// and the consumer: command -> es.Save -> es.Append -> publish (producer)
+// -> handle (consumer), each the parent of the next.
+func TestTraceFollowsTheEventToItsHandler(t *testing.T) {
+	ctx := t.Context()
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+
+	store := sqliteStore(t)
+	reg := event.NewRegistry(nil)
+	event.MustRegister[ticketOpened](reg, "ticket.opened")
+	repo, err := es.NewRepository(store, reg, es.RepositoryConfig[*ticket]{
+		New: func() *ticket { return &ticket{} }, StreamType: "ticket", Logger: quiet, TracerProvider: tp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := newBroker(t, busmem.Config{Logger: quiet})
+	handled := make(chan trace.SpanContext, 1)
+	h, err := handler.Idempotent("tickets", store, func(ctx context.Context, _ *sql.Tx, e event.Event) error {
+		handled <- trace.SpanContextFromContext(ctx)
+		return nil
+	}, handler.WithTracerProvider(tp), handler.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := broker.Subscribe(ctx, "ticket", "tickets", h.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+
+	// The command, as an API would run it.
+	cmdCtx, cmd := tp.Tracer("test").Start(ctx, "command open-ticket")
+	tk := &ticket{}
+	tk.SetID("42")
+	if err := es.Raise(tk, ticketOpened{Title: "printer on fire"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Save(cmdCtx, tk); err != nil {
+		t.Fatal(err)
+	}
+	cmd.End()
+
+	// The relay runs in its own context, as in another process: only the
+	// event's metadata links it to the command.
+	relay, err := outbox.NewRelay(outbox.Config{Store: store, Publisher: broker, Logger: quiet, TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.DrainOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("DrainOnce = %d, %v; want 1 event", n, err)
+	}
+	var inFunc trace.SpanContext
+	select {
+	case inFunc = <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not receive the event")
+	}
+	_ = sub.Stop(ctx) // the handler span has ended when Stop returns
+
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range spans.GetSpans() {
+		if _, dup := byName[s.Name]; dup {
+			t.Errorf("span %q recorded twice", s.Name)
+		}
+		byName[s.Name] = s
+	}
+	get := func(name string) tracetest.SpanStub {
+		t.Helper()
+		s, ok := byName[name]
+		if !ok {
+			t.Fatalf("no span %q; got %v", name, names(byName))
+		}
+		return s
+	}
+	command, save, appendSpan := get("command open-ticket"), get("es.Save"), get("es.Append")
+	publish, handle, drain := get("publish ticket"), get("handle ticket.opened"), get("outbox.drain")
+
+	chain := []tracetest.SpanStub{command, save, appendSpan, publish, handle}
+	for i, s := range chain {
+		if s.SpanContext.TraceID() != command.SpanContext.TraceID() {
+			t.Errorf("span %q is in trace %s, want the command's trace %s", s.Name, s.SpanContext.TraceID(), command.SpanContext.TraceID())
+		}
+		if i == 0 {
+			continue
+		}
+		if parent := chain[i-1]; s.Parent.SpanID() != parent.SpanContext.SpanID() {
+			t.Errorf("span %q has parent %s, want %q (%s)", s.Name, s.Parent.SpanID(), parent.Name, parent.SpanContext.SpanID())
+		}
+	}
+	if publish.SpanKind != trace.SpanKindProducer || handle.SpanKind != trace.SpanKindConsumer {
+		t.Errorf("publish is a %s span and handle a %s span; want producer and consumer", publish.SpanKind, handle.SpanKind)
+	}
+	if !handle.Parent.IsRemote() {
+		t.Errorf("the handle span's parent is not remote: it did not come through the message headers")
+	}
+	if inFunc.SpanID() != handle.SpanContext.SpanID() {
+		t.Errorf("the handler func's ctx carries span %s, want the handle span %s", inFunc.SpanID(), handle.SpanContext.SpanID())
+	}
+	// The batch is a trace of its own; each publish span links to it.
+	if drain.SpanContext.TraceID() == command.SpanContext.TraceID() {
+		t.Errorf("outbox.drain joined the command's trace; want a trace of its own")
+	}
+	linked := false
+	for _, l := range publish.Links {
+		linked = linked || l.SpanContext.SpanID() == drain.SpanContext.SpanID()
+	}
+	if !linked {
+		t.Errorf("the publish span does not link to its outbox.drain batch span")
+	}
+
+	// The stored event still carries the append span's context.
+	for e, err := range store.Load(ctx, "ticket-42", 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := appendSpan.SpanContext.SpanID().String(); len(e.Metadata.TraceParent) != 55 || e.Metadata.TraceParent[36:52] != want {
+			t.Errorf("stored traceparent %q, want the es.Append span %s", e.Metadata.TraceParent, want)
+		}
+	}
+}
+
+func names(m map[string]tracetest.SpanStub) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	return out
+}
