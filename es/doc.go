@@ -59,6 +59,29 @@
 // known, EveryN takes a fresh one right after that replay. A failure to store a snapshot is logged and never fails a save,
 // whose events are already committed.
 //
+// # Observability
+//
+// The repository records OpenTelemetry spans and metrics through
+// RepositoryConfig.TracerProvider and MeterProvider (the global providers
+// by default; the package uses the OpenTelemetry API only, never the SDK).
+//
+// Spans: es.Load, es.LoadAt, es.Save, es.SaveTx, es.Create, es.Update and
+// es.UpdateTx around each call, and es.Append inside them around the
+// store's append (attributes cqrskit.stream.id,
+// cqrskit.stream.expected_version, cqrskit.event.count). The events of a
+// save carry es.Append's W3C trace context in their metadata, unless the
+// context's metadata sets one: the outbox relay continues the trace from
+// there.
+//
+// Metrics, each with cqrskit.stream_type:
+//
+//	cqrskit.es.appends           counter   {append}    appends, by cqrskit.outcome: ok, conflict, error
+//	cqrskit.es.append.duration   histogram s           the store's append time, by cqrskit.outcome
+//	cqrskit.es.append.conflicts  counter   {conflict}  appends rejected with event.ErrConcurrencyConflict
+//	cqrskit.es.events.appended   counter   {event}     events stored by successful appends
+//
+// Update counts every attempt, so its retried conflicts show.
+//
 // # What is not guaranteed
 //
 // An aggregate value is not safe for concurrent use; load one per request.

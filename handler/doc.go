@@ -123,9 +123,21 @@
 // failure time of a dead letter is remembered per process, so after a
 // restart it is the first failure this process saw.
 //
-// # Tracing
+// # Observability
 //
-// Each delivery (or batch) gets an OpenTelemetry consumer span, a child of
-// the trace context the event carries in its headers (a batch links to
-// them); the Func's ctx carries it.
+// The handler records OpenTelemetry spans and metrics through
+// WithTracerProvider and WithMeterProvider (the global providers by
+// default; API only, no SDK).
+//
+// Spans: each delivery gets a consumer span "handle <event type>", a child
+// of the trace context in its traceparent header — the relay's producer
+// span — so the command's trace continues into the handler; the Func's ctx
+// carries it. HandleBatch records one "handle batch" span linked to each
+// delivery's context; Replay records "replay <event type>".
+//
+// Metrics, each with cqrskit.handler (the handler's name):
+//
+//	cqrskit.handler.processed      counter {event}  committed, by cqrskit.outcome: applied, duplicate
+//	cqrskit.handler.retries        counter {retry}  failed tries to be tried again, by cqrskit.cause: func, database
+//	cqrskit.handler.dead_lettered  counter {event}  messages stored as dead letters
 package handler

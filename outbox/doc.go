@@ -35,4 +35,30 @@
 //
 // Woken by a Notifier (PostgreSQL LISTEN/NOTIFY, an in-process signal for
 // SQLite); polling is only the fallback.
+//
+// # Observability
+//
+// The relay records OpenTelemetry spans and metrics through
+// Config.TracerProvider and MeterProvider (the global providers by
+// default; API only, no SDK).
+//
+// Spans: each batch is an outbox.drain span (a trace of its own when Run drives
+// the relay). Each
+// message gets a producer span "publish <topic>" whose parent is the trace
+// context stored with its event (the es.Append span of the command that
+// raised it), linked to the batch span; its context replaces the message's
+// traceparent and tracestate headers, so the consumer's span (package
+// handler) becomes its child. One trace thus runs command -> es.Append ->
+// publish -> handle, across processes and the broker.
+//
+// Metrics:
+//
+//	cqrskit.outbox.published     counter {event}  events published, acknowledged and deleted
+//	cqrskit.outbox.errors        counter {error}  failures, by cqrskit.operation: read, publish (per event), delete, leadership
+//	cqrskit.outbox.backlog       gauge   {event}  unpublished rows (Store.Stats)
+//	cqrskit.outbox.oldest_age    gauge   s        age of the oldest unpublished row; 0 when empty
+//	cqrskit.outbox.relay.active  gauge   {relay}  1 while this relay holds leadership, else 0
+//
+// The gauges are observed while Run runs, standbys included, with one
+// Store.Stats call per metrics collection and none in between.
 package outbox

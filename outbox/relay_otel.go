@@ -61,7 +61,7 @@ func newRelayTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) relayTe
 		metric.WithUnit("s"),
 		metric.WithDescription("How long the oldest unpublished outbox row has waited; 0 when the outbox is empty."))
 	t.active, errs[4] = t.meter.Int64ObservableGauge("cqrskit.outbox.relay.active",
-		metric.WithUnit("1"),
+		metric.WithUnit("{relay}"),
 		metric.WithDescription("1 while this relay holds leadership and publishes, 0 while it stands by."))
 	if err := errors.Join(errs[:]...); err != nil {
 		otel.Handle(fmt.Errorf("outbox relay: create metrics: %w", err))

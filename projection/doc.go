@@ -51,6 +51,26 @@
 // committed during the rebuild are included up to the moment it catches
 // up; Run takes over from there.
 //
+// # Observability
+//
+// A projection records OpenTelemetry spans and metrics through
+// Config.TracerProvider and MeterProvider (the global providers by
+// default; API only, no SDK).
+//
+// Spans: each batch read from the log is a projection.batch span
+// (attributes cqrskit.projection, cqrskit.event.count,
+// cqrskit.events.applied), linked to the trace context each of its events
+// was appended in.
+//
+// Metrics, each with cqrskit.projection (the projection's name):
+//
+//	cqrskit.projection.events.applied  counter {event}  events applied and committed with the checkpoint
+//	cqrskit.projection.lag             gauge   {event}  committed events not applied yet
+//
+// The lag is observed while Run runs and the store can count
+// (Config.Counter), with one CountEvents call per metrics collection from
+// the last checkpoint the projection saw.
+//
 // # What it does not do
 //
 // The read model must be in the checkpoint store's database: effects

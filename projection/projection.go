@@ -246,6 +246,7 @@ func (p *Projection) stepLocked(ctx context.Context) (n int, more bool, err erro
 			return 0, false, err
 		}
 		p.cursor, p.known = c, true
+		p.noteCursor()
 	}
 	// Read outside the transaction: a slow read does not hold the
 	// checkpoint lock (SQLite's write lock).

@@ -5,8 +5,11 @@
 //	go run ./sample                    # SQLite + in-process NATS in ./data, HTTP on :8080
 //	go run ./sample --postgres-url=postgres://... --nats-url=nats://...
 //	go run ./sample --role=api|relay|worker ...   # one part per process
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./sample   # also export traces and metrics over OTLP
 //
-// See the infra package for the flags and their environment variables.
+// Every role serves Prometheus metrics at GET /metrics. See the infra
+// package for the flags and their environment variables, and for the
+// telemetry.
 package main
 
 import (

@@ -56,7 +56,7 @@ func (appendScenario) Run(ctx context.Context, e *env) ([]row, error) {
 		rw := func(ctx context.Context, i int) error {
 			return raw.write(ctx, fmt.Sprintf("product-raw-%d-%d", ci, i), c.events)
 		}
-		p, err := interleave(ctx, c.writers, c.commands, fw, rw)
+		p, err := alternate(ctx, c.writers, c.commands, fw, rw)
 		if err != nil {
 			return rows, fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -96,7 +96,7 @@ func (a *rawAppender) write(ctx context.Context, stream string, events int) erro
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO `+a.b.table("streams")+` (stream_id, stream_type, version) VALUES ($1, $2, $3)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+a.b.table("streams")+` (stream_id, stream_type, version) VALUES `+a.b.values(1, 3),
 		stream, streamType, events); err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (a *rawAppender) write(ctx context.Context, stream string, events int) erro
 	if !a.b.postgres() {
 		insert += `, recorded_at`
 	}
-	insert += `) VALUES ` + values(events, cols) + ` RETURNING position`
+	insert += `) VALUES ` + a.b.values(events, cols) + ` RETURNING position`
 	rs, err := tx.QueryContext(ctx, insert, args...)
 	if err != nil {
 		return err
@@ -152,9 +152,9 @@ func (a *rawAppender) write(ctx context.Context, stream string, events int) erro
 	if err := rs.Err(); err != nil {
 		return err
 	}
-	outbox := `INSERT INTO ` + a.b.table("outbox") + ` (event_position) VALUES ` + values(events, 1)
+	outbox := `INSERT INTO ` + a.b.table("outbox") + ` (event_position) VALUES ` + a.b.values(events, 1)
 	if !a.b.postgres() {
-		outbox = `INSERT INTO ` + a.b.table("outbox") + ` (event_position, created_at) VALUES ` + values(events, 2)
+		outbox = `INSERT INTO ` + a.b.table("outbox") + ` (event_position, created_at) VALUES ` + a.b.values(events, 2)
 	}
 	if _, err := tx.ExecContext(ctx, outbox, positions...); err != nil {
 		return err
@@ -162,23 +162,28 @@ func (a *rawAppender) write(ctx context.Context, stream string, events int) erro
 	return tx.Commit()
 }
 
-// values returns "($1, $2), ($3, $4)" for rows=2, cols=2.
-func values(rows, cols int) string {
-	var b strings.Builder
+// values returns "($1, $2), ($3, $4)" for rows=2, cols=2 with PostgreSQL,
+// "(?, ?), (?, ?)" with SQLite (whose driver binds "?" faster than "$n").
+func (b *backend) values(rows, cols int) string {
+	var sb strings.Builder
 	n := 0
 	for r := range rows {
 		if r > 0 {
-			b.WriteString(", ")
+			sb.WriteString(", ")
 		}
-		b.WriteByte('(')
+		sb.WriteByte('(')
 		for c := range cols {
 			if c > 0 {
-				b.WriteString(", ")
+				sb.WriteString(", ")
 			}
 			n++
-			fmt.Fprintf(&b, "$%d", n)
+			if b.postgres() {
+				fmt.Fprintf(&sb, "$%d", n)
+			} else {
+				sb.WriteByte('?')
+			}
 		}
-		b.WriteByte(')')
+		sb.WriteByte(')')
 	}
-	return b.String()
+	return sb.String()
 }

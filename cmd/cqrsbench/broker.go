@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -133,7 +134,7 @@ func (e *env) openKafka(ctx context.Context) (*brokers, error) {
 		for _, m := range msgs {
 			r := &kgo.Record{Topic: rawKafkaTopic, Key: []byte(m.Key), Value: m.Payload,
 				Headers: make([]kgo.RecordHeader, 0, len(m.Headers)+1)}
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "Cqrs-Msg-Id", Value: []byte(m.ID)})
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: kafka.HeaderMsgID, Value: []byte(m.ID)})
 			for k, v := range m.Headers {
 				r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 			}
@@ -141,7 +142,7 @@ func (e *env) openKafka(ctx context.Context) (*brokers, error) {
 			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 				if err != nil {
 					mu.Lock()
-					first = cmpErr(first, err)
+					first = cmp.Or(first, err)
 					mu.Unlock()
 				}
 				wg.Done()
@@ -154,13 +155,6 @@ func (e *env) openKafka(ctx context.Context) (*brokers, error) {
 		cl.Close()
 		return fw.Close()
 	}}, nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // sampleBroker points the sample's configuration at the run's broker, on

@@ -25,6 +25,7 @@ type config struct {
 	postgresURL string // server on which scratch databases are created
 	natsURL     string // "" starts an in-process server
 	latencyMode string // "min_version" or "poll"
+	rate        int    // commands/s of the latency scenario
 	only        []string
 	quick       bool
 	scale       float64
@@ -114,6 +115,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.postgresURL, "postgres-url", pgDefault, "PostgreSQL server on which a scratch database is created (and dropped) per scenario (default from CQRSKIT_TEST_POSTGRES_URL)")
 	fs.StringVar(&c.natsURL, "nats-url", "", "NATS server with JetStream; empty: an in-process server with file storage in a temporary directory")
 	fs.StringVar(&c.latencyMode, "latency-read", "min_version", "how the latency scenario waits for the read model: min_version (GET ?min_version=N) or poll (GET until the version shows)")
+	fs.IntVar(&c.rate, "latency-rate", 500, "commands per second of the latency scenario (DESIGN.md: 500)")
 	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ","))
 	fs.BoolVar(&c.quick, "quick", false, "small sizes: the whole run takes under two minutes")
 	fs.Float64Var(&c.scale, "scale", 1, "multiply every size by this factor (after -quick)")
@@ -151,6 +153,9 @@ Flags:
 	if c.latencyMode != "min_version" && c.latencyMode != "poll" {
 		errs = append(errs, fmt.Errorf("-latency-read %q: want min_version or poll", c.latencyMode))
 	}
+	if c.rate < 1 || c.rate > 100_000 {
+		errs = append(errs, fmt.Errorf("-latency-rate %d: want 1 to 100000 commands/s", c.rate))
+	}
 	if !(c.scale > 0) || c.scale > 100 {
 		errs = append(errs, fmt.Errorf("-scale %v: want a factor in (0, 100]", c.scale))
 	}
@@ -172,6 +177,7 @@ Flags:
 		c.sizes = quickSizes()
 	}
 	c.sizes = c.sizes.scaled(c.scale)
+	c.sizes.LatencyRate = c.rate
 	return c, nil
 }
 

@@ -8,48 +8,63 @@ import (
 	"time"
 )
 
-// pair holds what interleave measured: the rate of each side in
+// pair holds what alternate measured: the rate of each side in
 // operations per second.
 type pair struct {
 	framework, raw float64
 }
 
-// interleave runs ops operations of each side, fw and raw, on writers
-// goroutines. Each goroutine alternates one operation of each side (the
-// order flips every time), so both sides run under the same load on a
-// shared, busy machine, and each side's rate is writers / its mean
-// latency. The first error stops the run.
-func interleave(ctx context.Context, writers, ops int, fw, raw func(ctx context.Context, i int) error) (pair, error) {
+// alternateRounds is how many blocks of work each side runs. Blocks of the
+// two sides alternate, so a machine whose speed drifts (other work on the
+// same cores, the database's checkpoints) slows both sides alike.
+const alternateRounds = 10
+
+// alternate runs ops operations of each side, fw and raw, on writers
+// goroutines: in alternateRounds blocks per side, a framework block, then
+// a raw one (the order flips every round). The sides never overlap, so
+// they never contend with each other (SQLite's one writer, row locks).
+// Each side's rate is its operations over the wall time of its blocks.
+// Operation i of a side is called with i in [0, ops). The first error
+// stops the run.
+func alternate(ctx context.Context, writers, ops int, fw, raw func(ctx context.Context, i int) error) (pair, error) {
+	rounds := min(alternateRounds, ops)
+	var fwTime, rawTime time.Duration
+	for r := range rounds {
+		from, to := ops*r/rounds, ops*(r+1)/rounds
+		sides := []struct {
+			f  func(context.Context, int) error
+			at *time.Duration
+		}{{fw, &fwTime}, {raw, &rawTime}}
+		if r%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		for _, s := range sides {
+			start := time.Now()
+			if err := parallel(ctx, writers, from, to, s.f); err != nil {
+				return pair{}, err
+			}
+			*s.at += time.Since(start)
+		}
+	}
+	return pair{framework: float64(ops) / fwTime.Seconds(), raw: float64(ops) / rawTime.Seconds()}, nil
+}
+
+// parallel calls f for every i in [from, to) from writers goroutines and
+// returns the first error, which stops the others.
+func parallel(ctx context.Context, writers, from, to int, f func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var next, fwNanos, rawNanos atomic.Int64
+	var next atomic.Int64
+	next.Store(int64(from))
 	var wg sync.WaitGroup
-	timed := func(f func(context.Context, int) error, i int, nanos *atomic.Int64) error {
-		start := time.Now()
-		err := f(ctx, i)
-		nanos.Add(int64(time.Since(start)))
-		return err
-	}
-	for range writers {
+	for range min(writers, to-from) {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
-				if i >= ops {
+				if i >= to {
 					return
 				}
-				var err error
-				if i%2 == 0 {
-					err = timed(fw, i, &fwNanos)
-					if err == nil {
-						err = timed(raw, i, &rawNanos)
-					}
-				} else {
-					err = timed(raw, i, &rawNanos)
-					if err == nil {
-						err = timed(fw, i, &fwNanos)
-					}
-				}
-				if err != nil {
+				if err := f(ctx, i); err != nil {
 					cancel(err)
 					return
 				}
@@ -57,13 +72,7 @@ func interleave(ctx context.Context, writers, ops int, fw, raw func(ctx context.
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return pair{}, err
-	}
-	rate := func(nanos int64) float64 {
-		return float64(writers) * float64(ops) / time.Duration(nanos).Seconds()
-	}
-	return pair{framework: rate(fwNanos.Load()), raw: rate(rawNanos.Load())}, nil
+	return context.Cause(ctx)
 }
 
 // timeIt runs f once and returns ops/elapsed.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -60,13 +61,15 @@ func runBench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err er
 	rep := newReport(cfg, e)
 	fmt.Fprintln(stdout, rep.header())
 	t := newTable(stdout)
-	var failed []error
+	var failed []string // scenarios
+	var errs []error    // of writing the outputs
 	for _, s := range scenarios() {
 		if !cfg.selected(s.Name()) {
 			continue
 		}
 		if ctx.Err() != nil {
-			failed = append(failed, fmt.Errorf("%s: not run: %w", s.Name(), ctx.Err()))
+			failed = append(failed, s.Name())
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: not run: %v", s.Name(), ctx.Err()))
 			continue
 		}
 		fmt.Fprintf(stderr, "cqrsbench: %s ...\n", s.Name())
@@ -77,10 +80,9 @@ func runBench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err er
 		}
 		rep.Rows = append(rep.Rows, rows...)
 		if err != nil {
-			err = fmt.Errorf("%s: %w", s.Name(), err)
-			failed = append(failed, err)
-			rep.Errors = append(rep.Errors, err.Error())
-			fmt.Fprintf(stderr, "cqrsbench: %v\n", err)
+			failed = append(failed, s.Name())
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", s.Name(), err))
+			fmt.Fprintf(stderr, "cqrsbench: %s failed: %v\n", s.Name(), err)
 			continue
 		}
 		fmt.Fprintf(stderr, "cqrsbench: %s done in %s\n", s.Name(), time.Since(start).Round(100*time.Millisecond))
@@ -88,14 +90,13 @@ func runBench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err er
 	rep.Elapsed = time.Since(rep.Started).Round(time.Second).String()
 	t.footer()
 	if cfg.jsonPath != "" {
-		if err := rep.writeJSON(cfg.jsonPath); err != nil {
-			failed = append(failed, err)
-		}
+		errs = append(errs, rep.writeJSON(cfg.jsonPath))
 	}
 	if cfg.svgPath != "" {
-		if err := writeSVG(cfg.svgPath, rep); err != nil {
-			failed = append(failed, err)
-		}
+		errs = append(errs, writeSVG(cfg.svgPath, rep))
 	}
-	return errors.Join(failed...)
+	if len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%d scenario(s) failed: %s (errors above)", len(failed), strings.Join(failed, ", ")))
+	}
+	return errors.Join(errs...)
 }

@@ -32,11 +32,12 @@
 //
 // Each group has one durable pull consumer per topic, named
 // <group>_<topic>_<hash>, with explicit acks, AckWait, MaxDeliver and
-// DeliverAll. A subscription fetches FetchBatch messages per pull and
-// hands them to the handler one at a time, in stream order, acking each
-// after the handler returns nil. It tells the server the fetched messages
-// are in progress every AckWait/3 while a handler runs or waits, so a slow
-// handler does not get its messages redelivered behind its back. A failed
+// DeliverAll. A subscription pulls up to FetchBatch messages at a time,
+// each pull waiting up to a second for them, and hands them to the handler
+// one at a time, in stream order, acking each after the handler returns
+// nil. It tells the server the fetched messages are in progress every
+// AckWait/3 while a handler runs or waits, so a slow handler does not get
+// its messages redelivered behind its back. A failed
 // message is retried in place after the retry delay (or RetryAfter's), so
 // the messages behind it, and its key's order, wait. With NakOnError it is
 // nak'd with the delay instead (NakWithDelay) and the subscription moves
@@ -57,9 +58,17 @@
 // consumers (nats-server 2.11 priority groups) would lift this and are not
 // used yet, so the broker also runs on older servers.
 //
-// Stop naks the fetched messages not yet handled, so the group gets them
-// at once rather than after AckWait, and flushes the acks before it
-// returns.
+// Stop lets the message in hand finish, naks the fetched messages not yet
+// handled, so the group gets them at once and ahead of newer ones rather
+// than after AckWait, and flushes the acks and naks before it returns. It
+// naks only once the pull in progress has ended: the server would deliver
+// the nak'd messages again into that open pull, which the client no longer
+// reads (they come back after AckWait), or, finding nobody listening, put
+// the first of them back behind the others; either way they would reach
+// the group after later messages of their keys. A pull waits at most a
+// second, so Stop takes up to a second longer than the handler (its
+// context still bounds the wait). A cancelled Subscribe context ends the
+// subscription the same way, without waiting for the handler.
 //
 // # Outages
 //
@@ -73,12 +82,25 @@
 // to them for a moment, after the client stopped listening; a dropped
 // connection loses what was in flight. The server counts these messages
 // as delivered and sends them again only when AckWait expires. So after
-// a pull ends with an error the subscription asks the consumer whether
-// anything was delivered past the last message it received and is still
-// unacknowledged; if so it waits AckWait before pulling on, and the server
-// then redelivers the lost messages ahead of newer ones, in stream order.
-// Nothing is lost and per-key order holds, at the cost of up to AckWait
-// of delay after an outage: lower AckWait to shorten it. In a group with
-// several members the deliveries may be another member's; the wait then
-// only delays this one.
+// a pull ends with an error or spans a reconnect (pulls this short carry
+// no heartbeats to notice a lost connection) the subscription asks the
+// consumer whether anything was delivered past the last message it
+// received and is still unacknowledged; if so it waits AckWait before
+// pulling on, and the server then redelivers the lost messages ahead of
+// newer ones, in stream order. Nothing is lost and per-key order holds, at
+// the cost of up to AckWait of delay after an outage: lower AckWait to
+// shorten it. In a group with several members the deliveries may be
+// another member's; the wait then only delays this one.
+//
+// A subscription that ends without Stop or its context (the process dies,
+// or its connection never comes back) leaves its fetched messages pending:
+// the group gets them again after AckWait, behind messages of the same
+// keys handled meanwhile by the next subscription. Per-key order holds
+// across Stop, a cancelled context and server outages, not across a crash.
+// Subscribe does not wait for such messages before its first pull: the
+// consumer's state cannot tell them from another member's live deliveries,
+// nor from messages a Stop just nak'd (they count as pending until
+// redelivered), so waiting would delay every second member, and every
+// restart after a Stop in the middle of a backlog, by AckWait. Lower
+// AckWait to narrow the window after a crash.
 package natsjs

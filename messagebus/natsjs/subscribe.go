@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,8 +16,11 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus/internal/consume"
 )
 
-// pollWait is how long one pull request waits for messages.
-const pollWait = 30 * time.Second
+// pullWait is how long one pull request waits for messages. A stopping
+// subscription waits for its pull to end before it naks what it fetched
+// (see fetch), so this bounds how much longer than the handler Stop takes;
+// an idle subscription pulls this often.
+const pullWait = time.Second
 
 // infoTimeout bounds the consumer lookup after an interrupted pull.
 const infoTimeout = 5 * time.Second
@@ -149,7 +153,7 @@ func stopped(ctx context.Context, stop <-chan struct{}) bool {
 }
 
 // recoverLost runs before the first pull after one that ended with an
-// error (server shutdown, lost connection, missed heartbeats). That pull
+// error (server shutdown, lost connection) or spanned a reconnect. That pull
 // may have been sent messages that never arrived: a server shutting down
 // ends open pulls with "409 Server Shutdown" but goes on delivering to
 // them for a moment after the client stopped listening, and a dropped
@@ -198,12 +202,22 @@ func stopContext(ctx context.Context, stop <-chan struct{}, d time.Duration) (co
 }
 
 // fetch pulls one batch and handles it message by message, in stream
-// order. When the subscription stops, the messages not yet handled are
-// nak'd so the group gets them again without waiting for AckWait.
+// order.
+//
+// When the subscription stops, the messages not yet handled are nak'd, so
+// the group gets them again at once, ahead of newer ones, rather than after
+// AckWait. But only once the pull request has ended on the server: it
+// stays open until it has delivered FetchBatch messages or pullWait has
+// passed, and the server would redeliver the nak'd messages into it. A
+// client that stopped listening then loses them until AckWait (they are
+// stranded), and a server that notices the lost interest puts the first of
+// them back at the end of its redelivery queue; either way the key's order
+// breaks. So a stopping subscription reads the batch to its end, receiving
+// everything the server sent, and naks afterwards. The same holds after a
+// hard stop (ctx cancelled): the wait is bounded by pullWait.
 func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
-	fctx, cancel := stopContext(ctx, stop, pollWait)
-	defer cancel()
-	batch, err := s.cons.Fetch(s.b.cfg.FetchBatch, jetstream.FetchContext(fctx))
+	reconnects := s.b.nc.Stats().Reconnects
+	batch, err := s.cons.Fetch(s.b.cfg.FetchBatch, jetstream.FetchMaxWait(pullWait))
 	if err != nil {
 		return err
 	}
@@ -213,28 +227,33 @@ func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
 		if !ok {
 			break
 		}
-		if stopped(ctx, stop) {
-			_ = msg.Nak()
-			continue
+		if stopped(ctx, stop) || !s.handle(ctx, stop, msg) {
+			s.held.keep(msg)
 		}
-		s.handle(ctx, stop, msg)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	for _, msg := range s.held.release() {
+		_ = msg.Nak()
 	}
-	return nil
+	// A pull that spans a reconnect may have lost messages on the old
+	// connection without an error: pulls this short have no heartbeats.
+	if s.b.nc.Stats().Reconnects != reconnects || !s.b.nc.IsConnected() {
+		s.interrupted = true
+	}
+	return batch.Error()
 }
 
-func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg) {
+// handle hands msg to the handler and acks, terms or (NakOnError) naks it.
+// It reports false when the subscription stopped before the message was
+// handled; the caller naks it once the pull has ended.
+func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg) bool {
 	d, err := s.delivery(msg)
 	if err != nil {
 		s.b.cfg.Logger.ErrorContext(ctx, "natsjs: dropping a message without JetStream metadata", "subject", msg.Subject(), "error", err)
 		_ = msg.Term()
-		return
+		return true
 	}
 	if s.b.cfg.NakOnError {
-		s.handleNak(ctx, stop, msg, d)
-		return
+		return s.handleNak(ctx, stop, msg, d)
 	}
 	switch outcome, _ := s.policy.Deliver(ctx, stop, s.h, d); outcome {
 	case consume.Handled:
@@ -242,19 +261,20 @@ func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jet
 	case consume.GaveUp:
 		s.settle(ctx, stop, d, "term", msg.Term)
 	case consume.Interrupted:
-		_ = msg.Nak()
+		return false
 	}
+	return true
 }
 
 // handleNak handles d once; a failure is nak'd with the retry delay and
 // redelivered by the server.
-func (s *subscription) handleNak(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg, d messagebus.Delivery) {
+func (s *subscription) handleNak(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg, d messagebus.Delivery) bool {
 	err := consume.Call(ctx, s.h, d)
 	switch {
 	case err == nil:
 		s.settle(ctx, stop, d, "ack", msg.Ack)
 	case ctx.Err() != nil:
-		_ = msg.Nak()
+		return false
 	case s.policy.Exhausted(d.Attempt):
 		s.policy.GiveUp(ctx, d, err)
 		s.settle(ctx, stop, d, "term", msg.Term)
@@ -263,6 +283,7 @@ func (s *subscription) handleNak(ctx context.Context, stop <-chan struct{}, msg 
 		s.policy.LogFailure(ctx, d, err, delay)
 		s.settle(ctx, stop, d, "nak", func() error { return msg.NakWithDelay(delay) })
 	}
+	return true
 }
 
 // settle sends an ack, term or nak. While the connection is down it waits
@@ -314,9 +335,10 @@ func (s *subscription) delivery(msg jetstream.Msg) (messagebus.Delivery, error) 
 }
 
 // keepAlive tells the server every AckWait/3 that the fetched messages not
-// yet acknowledged are in progress, while a handler runs or waits to retry,
-// so none is redelivered behind the subscription's back (which would
-// break per-key order).
+// yet acknowledged are in progress, while a handler runs or waits to retry
+// and while a stopping subscription waits for its pull to end, so none is
+// redelivered behind the subscription's back (which would break per-key
+// order).
 func (s *subscription) keepAlive(done <-chan struct{}) {
 	t := time.NewTicker(s.b.cfg.AckWait / 3)
 	defer t.Stop()
@@ -341,19 +363,21 @@ func (s *subscription) flush() {
 }
 
 // held tracks the fetched messages not yet acknowledged. The handling
-// goroutine takes them with next; keepAlive reads ahead into queue only
-// while a message is in hand, so order is kept.
+// goroutine takes them with next and hands back with keep those it did not
+// handle; keepAlive reads ahead into queue only while a message is in hand,
+// so order is kept.
 type held struct {
 	mu      sync.Mutex
 	src     <-chan jetstream.Msg
 	srcDone bool
 	queue   []jetstream.Msg
 	current jetstream.Msg
+	kept    []jetstream.Msg // not handled; nak'd when the pull has ended
 }
 
 func (h *held) start(src <-chan jetstream.Msg) {
 	h.mu.Lock()
-	h.src, h.srcDone, h.queue, h.current = src, false, nil, nil
+	h.src, h.srcDone, h.queue, h.current, h.kept = src, false, nil, nil, nil
 	h.mu.Unlock()
 }
 
@@ -386,14 +410,31 @@ func (h *held) next() (jetstream.Msg, bool) {
 	return m, true
 }
 
-// extend returns the messages to keep alive: the one in hand and those
-// fetched behind it. Nothing while no message is in hand (the handling
-// goroutine is then reading the fetch itself).
+// keep takes back the message in hand, not handled.
+func (h *held) keep(m jetstream.Msg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.kept = append(h.kept, m)
+	h.current = nil
+}
+
+// release returns the messages kept, in order, once the batch is done.
+func (h *held) release() []jetstream.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	kept := h.kept
+	h.src, h.queue, h.current, h.kept = nil, nil, nil, nil
+	return kept
+}
+
+// extend returns the messages to keep alive: those kept, the one in hand
+// and those fetched behind it. It reads ahead only while a message is in
+// hand (otherwise the handling goroutine is reading the fetch itself).
 func (h *held) extend() []jetstream.Msg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.current == nil {
-		return nil
+		return slices.Clone(h.kept)
 	}
 	for !h.srcDone {
 		select {
@@ -408,5 +449,8 @@ func (h *held) extend() []jetstream.Msg {
 		}
 		break
 	}
-	return append([]jetstream.Msg{h.current}, h.queue...)
+	ms := make([]jetstream.Msg, 0, len(h.kept)+1+len(h.queue))
+	ms = append(ms, h.kept...)
+	ms = append(ms, h.current)
+	return append(ms, h.queue...)
 }

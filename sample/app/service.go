@@ -10,6 +10,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/es"
 	"github.com/cqrskit/cqrskit/event"
@@ -36,6 +38,10 @@ type Config struct {
 	ConflictTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider and MeterProvider receive the repository's spans and
+	// append metrics. Default to otel's global providers.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Service runs the product commands against the event store and reads the
@@ -64,6 +70,8 @@ func NewService(cfg Config) (*Service, error) {
 		SnapshotVersion: domain.SnapshotVersion,
 		UpdateRetries:   es.NoRetries, // Execute retries with backoff instead
 		Logger:          cfg.Logger,
+		TracerProvider:  cfg.TracerProvider,
+		MeterProvider:   cfg.MeterProvider,
 	}
 	if cfg.Snapshots != nil {
 		rc.Snapshots = cfg.Snapshots

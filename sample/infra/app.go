@@ -38,6 +38,7 @@ type App struct {
 	log  *slog.Logger
 	flog *slog.Logger // the framework components' logger
 
+	tel     *telemetry
 	storage *storage
 	bus     *bus
 	handler http.Handler
@@ -75,10 +76,14 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}()
 
+	if a.tel, err = newTelemetry(ctx, cfg); err != nil {
+		return nil, err
+	}
 	if a.storage, err = openStorage(ctx, cfg, a.flog); err != nil {
 		return nil, err
 	}
-	svc, err := app.NewService(app.Config{Store: a.storage.store, Snapshots: a.storage.store, Logger: a.flog})
+	svc, err := app.NewService(app.Config{Store: a.storage.store, Snapshots: a.storage.store, Logger: a.flog,
+		TracerProvider: a.tel.tp, MeterProvider: a.tel.mp})
 	if err != nil {
 		return nil, err
 	}
@@ -119,9 +124,11 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		// running in a worker process; neither applies an event twice.
 		hc.RebuildStats = func(ctx context.Context) error { return proj.Rebuild(ctx, stats.Reset, nil) }
 	}
-	if a.handler, err = app.NewHandler(hc); err != nil {
+	api, err := app.NewHandler(hc)
+	if err != nil {
 		return nil, err
 	}
+	a.handler = a.tel.handler(api)
 	a.ready.Store(true)
 	return a, nil
 }
@@ -153,7 +160,7 @@ func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.W
 // wait as hot standbys.
 func (a *App) startRelay() error {
 	rc := outbox.Config{Store: a.storage.store, Publisher: a.bus, Notifier: a.storage.notifier,
-		Leader: a.storage.leader, Logger: a.flog}
+		Leader: a.storage.leader, Logger: a.flog, TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}
 	relay, err := outbox.NewRelay(rc)
 	if err != nil {
 		return err
@@ -188,7 +195,8 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 	hs := a.storage.store
 	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
 	ph, err := handler.Idempotent(productsHandler, hs, apply,
-		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog))
+		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
+		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp))
 	if err != nil {
 		return err
 	}
@@ -197,7 +205,8 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 		return err
 	}
 	ah, err := handler.Idempotent(alertsHandler, hs, onStock,
-		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog))
+		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
+		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp))
 	if err != nil {
 		return err
 	}
@@ -237,7 +246,7 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 // from the event store's global log.
 func (a *App) statsProjection(stats *app.Stats) (*projection.Projection, error) {
 	pc := projection.Config{Name: StatsProjection, Events: a.storage.store, Checkpoints: a.storage.store,
-		Apply: stats.Apply, Logger: a.flog}
+		Apply: stats.Apply, Logger: a.flog, TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}
 	if a.storage.notifier != nil {
 		pc.Notifier = a.storage.notifier
 	} else {
@@ -274,7 +283,7 @@ func (a *App) Describe() string {
 	if a.bus != nil {
 		s += "; broker: " + a.bus.describe
 	}
-	return s
+	return s + "; telemetry: " + a.tel.describe
 }
 
 // SetNotReady makes /readyz fail, so load balancers stop sending traffic
@@ -312,6 +321,11 @@ func (a *App) Close(ctx context.Context) error {
 	if a.storage != nil {
 		if err := a.storage.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if a.tel != nil { // last: flush what the others recorded while stopping
+		if err := a.tel.shutdown(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

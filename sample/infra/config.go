@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Role selects what one process runs, so the API, the relay and the
@@ -81,6 +83,9 @@ type Config struct {
 	// Logger, when set, is used instead of a text logger on stderr at
 	// LogLevel.
 	Logger *slog.Logger
+	// SpanExporter, when set, receives every span the service records, as
+	// it ends, besides the OTLP export (for tests: an in-memory exporter).
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Env names the environment variable behind each flag. A flag given on the

@@ -41,6 +41,26 @@
 //	                   -> group low-stock-alerts    -> stock_alerts table
 //	event store (global log) -> projection sample.stats -> stats_products
 //
+// # Telemetry
+//
+// Every role wires the OpenTelemetry SDK into the framework's components
+// (store, relay, consumers, projection) and the HTTP server:
+//
+//   - GET /metrics serves Prometheus text: the cqrskit_* metrics of each
+//     package (see their documentation, Observability), the HTTP server
+//     metrics (http_server_request_duration_seconds, by route) and the Go
+//     runtime's.
+//   - Traces: each request gets a server span named by its route, a child
+//     of the caller's traceparent header, and one trace follows a command
+//     through the append, the relay and the broker into both consumers.
+//   - OTLP over HTTP exports traces and metrics when the standard
+//     OTEL_EXPORTER_OTLP_ENDPOINT (or the _TRACES_ / _METRICS_ variant) is
+//     set; the exporters read the other OTEL_EXPORTER_OTLP_* variables
+//     themselves, and OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+//     override the resource (service.name "cqrskit-sample", cqrskit.role).
+//
+// Close shuts the providers down last, flushing what is buffered.
+//
 // # Shutdown
 //
 // Run stops on its context (SIGINT or SIGTERM in main): /readyz turns 503,
@@ -56,7 +76,5 @@
 // two --role=all processes must not share one (their JetStream files would
 // clash); share a database and an external broker instead. The in-process
 // stream keeps every message (no MaxAge); a long-lived embedded setup grows
-// <data-dir>/nats accordingly. The service has no metrics endpoint or
-// OpenTelemetry SDK yet: the framework records spans through the global
-// provider, which is a no-op until one is installed.
+// <data-dir>/nats accordingly.
 package infra

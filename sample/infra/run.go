@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel"
 )
 
 // Run starts the service, serves HTTP on cfg.Addr until ctx ends, then
@@ -18,6 +20,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Export failures (an OTLP collector away) are logged, not printed.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { a.log.Warn("opentelemetry", "error", err) }))
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		_ = a.Close(context.WithoutCancel(ctx))

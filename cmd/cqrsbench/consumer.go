@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/handler"
+	"github.com/cqrskit/cqrskit/messagebus"
+	"github.com/cqrskit/cqrskit/outbox"
+)
+
+// consumerStreams is the number of read-model rows the events update.
+const consumerStreams = 1000
+
+// consumerScenario: an idempotent consumer (handler.Idempotent) writing a
+// read model, one event per transaction (Handle) and 100 per transaction
+// (HandleBatch), beside database/sql doing the dedupe INSERT ... ON
+// CONFLICT DO NOTHING and the read-model upsert for each event, 1 and 100
+// per transaction. Both sides handle the same deliveries, each into
+// tables of its own. No broker: this measures the consumer's database
+// work, which bounds it.
+type consumerScenario struct{}
+
+func (consumerScenario) Name() string { return "consumer" }
+
+func (consumerScenario) Run(ctx context.Context, e *env) ([]row, error) {
+	b, err := e.openBackend(ctx, "consumer", 8)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if err := createConsumerTables(ctx, b); err != nil {
+		return nil, err
+	}
+	fwModel, rawModel := readModel("bench_counts"), readModel("bench_counts_raw")
+	h, err := handler.Idempotent("cqrsbench", b.store, fwModel.apply, handler.WithLogger(e.log))
+	if err != nil {
+		return nil, err
+	}
+	raw := &rawConsumer{b: b, model: rawModel}
+
+	cases := []struct {
+		name     string
+		perTx    int
+		events   int
+		targeted bool // DESIGN.md's target is for the batched consumer
+	}{
+		{"1 event/tx (Handle)", 1, e.sizes.ConsumeSingle, false},
+		{"100 events/tx (HandleBatch)", 100, e.sizes.ConsumeBatched, true},
+	}
+	var rows []row
+	for ci, c := range cases {
+		ds := deliveries(ci, c.events)
+		batches := len(ds) / c.perTx
+		fw := func(ctx context.Context, i int) error {
+			part := ds[i*c.perTx : (i+1)*c.perTx]
+			if c.perTx == 1 {
+				return h.Handle(ctx, part[0])
+			}
+			return errors.Join(h.HandleBatch(ctx, part)...)
+		}
+		rw := func(ctx context.Context, i int) error {
+			return raw.consume(ctx, ds[i*c.perTx:(i+1)*c.perTx])
+		}
+		p, err := alternate(ctx, 1, batches, fw, rw)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", c.name, err)
+		}
+		per := float64(c.perTx)
+		r := newRow("consumer", c.name, "events/s", p.framework*per, p.raw*per,
+			fmt.Sprintf("database/sql: dedupe INSERT ON CONFLICT DO NOTHING + upsert per event, %d/tx", c.perTx))
+		if c.targeted {
+			r = r.withTarget(atLeast(20_000, ">= 20,000 events/s"))
+		}
+		rows = append(rows, r)
+	}
+	// Every event must have taken effect once on each side.
+	want := int64(0)
+	for _, c := range cases {
+		want += int64(c.events / c.perTx * c.perTx)
+	}
+	for _, m := range []readModel{fwModel, rawModel} {
+		var got sql.NullInt64
+		if err := b.db.QueryRowContext(ctx, `SELECT sum(applied) FROM `+string(m)).Scan(&got); err != nil {
+			return rows, err
+		}
+		if got.Int64 != want {
+			return rows, fmt.Errorf("read model %s applied %d events, want %d", m, got.Int64, want)
+		}
+	}
+	return rows, nil
+}
+
+// deliveries returns n deliveries of distinct events spread over
+// consumerStreams streams, as the relay would have published them.
+func deliveries(set, n int) []messagebus.Delivery {
+	ds := make([]messagebus.Delivery, n)
+	versions := make([]int64, consumerStreams)
+	now := time.Now().UTC()
+	for i := range ds {
+		s := i % consumerStreams
+		versions[s]++
+		e := event.Event{ID: event.NewID(), StreamID: fmt.Sprintf("bench-%d-%d", set, s), StreamType: "bench",
+			Version: versions[s], Position: int64(i + 1), Type: "bench.added", SchemaVersion: 1,
+			Data: fmt.Appendf(nil, `{"n":%d}`, i%7+1), Metadata: event.Metadata{CorrelationID: "cqrsbench"}, RecordedAt: now}
+		ds[i] = messagebus.Delivery{Message: outbox.Message(e, "bench"), Attempt: 1}
+	}
+	return ds
+}
+
+func createConsumerTables(ctx context.Context, b *backend) error {
+	processed := `CREATE TABLE bench_processed (handler TEXT NOT NULL, event_id UUID NOT NULL,
+		processed_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (handler, event_id))`
+	if !b.postgres() { // as the store's own processed table
+		processed = `CREATE TABLE bench_processed (handler TEXT NOT NULL, event_id TEXT NOT NULL,
+			processed_at INTEGER NOT NULL, PRIMARY KEY (handler, event_id)) STRICT, WITHOUT ROWID`
+	}
+	for _, ddl := range []string{processed,
+		`CREATE TABLE bench_counts (stream_id TEXT PRIMARY KEY, applied BIGINT NOT NULL, total BIGINT NOT NULL)`,
+		`CREATE TABLE bench_counts_raw (stream_id TEXT PRIMARY KEY, applied BIGINT NOT NULL, total BIGINT NOT NULL)`,
+	} {
+		if _, err := b.db.ExecContext(ctx, ddl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readModel is a table counting, per stream, the events applied and the
+// sum of their n.
+type readModel string
+
+func (m readModel) upsert(ctx context.Context, tx *sql.Tx, stream string, data []byte) error {
+	var p struct{ N int64 }
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("payload %q: %w", data, err)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+string(m)+` (stream_id, applied, total) VALUES ($1, 1, $2)
+		ON CONFLICT (stream_id) DO UPDATE SET applied = `+string(m)+`.applied + 1, total = `+string(m)+`.total + $2`,
+		stream, p.N)
+	return err
+}
+
+// apply is the framework side's handler.Func.
+func (m readModel) apply(ctx context.Context, tx *sql.Tx, e event.Event) error {
+	return m.upsert(ctx, tx, e.StreamID, e.Data)
+}
+
+// rawConsumer is the baseline: for each message, the dedupe insert and,
+// if it inserted, the read-model upsert, all in one transaction.
+type rawConsumer struct {
+	b     *backend
+	model readModel
+}
+
+func (c *rawConsumer) consume(ctx context.Context, ds []messagebus.Delivery) error {
+	tx, err := c.b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, d := range ds {
+		var res sql.Result
+		if c.b.postgres() {
+			res, err = tx.ExecContext(ctx, `INSERT INTO bench_processed (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+				"cqrsbench", d.Message.ID)
+		} else {
+			res, err = tx.ExecContext(ctx, `INSERT INTO bench_processed (handler, event_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+				"cqrsbench", d.Message.ID, time.Now().UnixNano())
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return err
+			}
+			continue // handled before
+		}
+		if err := c.model.upsert(ctx, tx, d.Message.Key, d.Message.Payload); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
