@@ -28,12 +28,12 @@ type consumerScenario struct{}
 
 func (consumerScenario) Name() string { return "consumer" }
 
-func (consumerScenario) Run(ctx context.Context, e *env) ([]row, error) {
+func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	b, err := e.openBackend(ctx, "consumer", 8)
 	if err != nil {
 		return nil, err
 	}
-	defer b.close()
+	defer func() { err = errors.Join(err, b.close()) }()
 	if err := createConsumerTables(ctx, b); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,18 +34,18 @@ type drainScenario struct{}
 
 func (drainScenario) Name() string { return "drain" }
 
-func (drainScenario) Run(ctx context.Context, e *env) ([]row, error) {
+func (drainScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	rows := e.sizes.DrainRows
 	b, err := e.openBackend(ctx, "drain", 8)
 	if err != nil {
 		return nil, err
 	}
-	defer b.close()
+	defer func() { err = errors.Join(err, b.close()) }()
 	br, err := e.openBrokers(ctx, "drain")
 	if err != nil {
 		return nil, err
 	}
-	defer br.close()
+	defer func() { err = errors.Join(err, br.close()) }()
 	refill := func(what string) error {
 		return fill(ctx, e, b, what, "product-"+strings.ReplaceAll(what, " ", "-"), rows, 100,
 			func(int) []byte { return productPayload })

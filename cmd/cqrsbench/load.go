@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/cqrskit/cqrskit/es"
@@ -18,13 +19,13 @@ func (loadScenario) Name() string { return "load" }
 
 const loadID = "long"
 
-func (loadScenario) Run(ctx context.Context, e *env) ([]row, error) {
+func (loadScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	n := e.sizes.LoadEvents
 	b, err := e.openBackend(ctx, "load", 4)
 	if err != nil {
 		return nil, err
 	}
-	defer b.close()
+	defer func() { err = errors.Join(err, b.close()) }()
 	plain, err := newRepository(b.store, nil, nil, e.log)
 	if err != nil {
 		return nil, err

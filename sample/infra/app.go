@@ -324,8 +324,10 @@ func (a *App) Close(ctx context.Context) error {
 		}
 	}
 	if a.tel != nil { // last: flush what the others recorded while stopping
+		// Telemetry lost to a collector that is away does not make the
+		// service's stop a failure.
 		if err := a.tel.shutdown(ctx); err != nil {
-			errs = append(errs, err)
+			a.log.Warn("telemetry not flushed", "error", err)
 		}
 	}
 	return errors.Join(errs...)

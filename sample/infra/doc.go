@@ -59,7 +59,8 @@
 //     themselves, and OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
 //     override the resource (service.name "cqrskit-sample", cqrskit.role).
 //
-// Close shuts the providers down last, flushing what is buffered.
+// Close shuts the providers down last, flushing what is buffered; a flush
+// that fails (the collector away) is logged and does not fail Close.
 //
 // # Shutdown
 //
