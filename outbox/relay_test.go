@@ -344,3 +344,24 @@ func TestMessageRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayKeepsRowWithRejectedTopicAndGoesOn(t *testing.T) {
+	store := memory.New()
+	broker := newBroker(t, busmem.Config{})
+	got := collect(t, broker, "thing")
+	bad := event.Event{StreamType: "bad type!", Type: "thing.odd", Data: []byte(`{}`)}
+	if _, err := store.Append(t.Context(), "odd-1", event.NoStream, []event.Event{bad}); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, store, 2, 5)
+	r, _ := startRelay(t, outbox.Config{Store: store, Publisher: broker, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	waitFor(t, "the valid events", func() bool { return got.total.Load() == 10 })
+	p, _ := r.Progress(t.Context())
+	if p.Backlog != 1 {
+		t.Errorf("backlog = %d, want the event with the rejected topic kept", p.Backlog)
+	}
+	var ve *messagebus.ValidationError
+	if !errors.As(p.LastError, &ve) || ve.Field != "Topic" || ve.Value != "bad type!" {
+		t.Errorf("LastError = %v, want a validation error naming the topic", p.LastError)
+	}
+}
