@@ -74,9 +74,9 @@ func defaultSizes() sizes {
 // quickSizes keep the whole run under two minutes on a 2-core machine.
 func quickSizes() sizes {
 	return sizes{
-		AppendSingle: 200, AppendParallel: 2_000, AppendBatch: 50,
+		AppendSingle: 400, AppendParallel: 4_000, AppendBatch: 100,
 		DrainRows:     10_000,
-		ConsumeSingle: 300, ConsumeBatched: 10_000,
+		ConsumeSingle: 500, ConsumeBatched: 20_000,
 		LoadEvents: 2_000, LoadReplays: 5, LoadSnapshotLoads: 100,
 		LatencyRate: 500, LatencyDuration: 3 * time.Second,
 		RebuildEvents: 20_000,

@@ -42,7 +42,7 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	if err != nil {
 		return nil, err
 	}
-	raw := &rawConsumer{b: b, model: rawModel}
+	raw := &rawConsumer{b: b, model: rawModel, name: "cqrsbench"}
 
 	cases := []struct {
 		name     string
@@ -54,8 +54,12 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 		{"100 events/tx (HandleBatch)", 100, e.sizes.ConsumeBatched, true},
 	}
 	var rows []row
+	var batched []messagebus.Delivery
 	for ci, c := range cases {
 		ds := deliveries(ci, c.events)
+		if c.perTx > 1 {
+			batched = ds
+		}
 		batches := len(ds) / c.perTx
 		fw := func(ctx context.Context, i int) error {
 			part := ds[i*c.perTx : (i+1)*c.perTx]
@@ -79,12 +83,33 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 		}
 		rows = append(rows, r)
 	}
+	// What bounds the batched consumer: the same 100 events per
+	// transaction written set-based (one dedupe INSERT ... RETURNING, one
+	// multi-row upsert) instead of two statements per event.
+	set := &rawConsumer{b: b, model: readModel("bench_counts_set"), name: "cqrsbench-set"}
+	setRate, err := timeIt(len(batched)/100*100, func() error {
+		for i := 0; i+100 <= len(batched); i += 100 {
+			if err := set.consumeSetBased(ctx, batched[i:i+100]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rows, fmt.Errorf("raw set-based consumer: %w", err)
+	}
+	rows[len(rows)-1] = rows[len(rows)-1].with("raw_set_based_100_per_tx_events_per_s", setRate)
+
 	// Every event must have taken effect once on each side.
 	want := int64(0)
 	for _, c := range cases {
 		want += int64(c.events / c.perTx * c.perTx)
 	}
-	for _, m := range []readModel{fwModel, rawModel} {
+	for _, m := range []readModel{fwModel, rawModel, set.model} {
+		want := want
+		if m == set.model {
+			want = int64(len(batched) / 100 * 100)
+		}
 		var got sql.NullInt64
 		if err := b.db.QueryRowContext(ctx, `SELECT sum(applied) FROM `+string(m)).Scan(&got); err != nil {
 			return rows, err
@@ -123,6 +148,7 @@ func createConsumerTables(ctx context.Context, b *backend) error {
 	for _, ddl := range []string{processed,
 		`CREATE TABLE bench_counts (stream_id TEXT PRIMARY KEY, applied BIGINT NOT NULL, total BIGINT NOT NULL)`,
 		`CREATE TABLE bench_counts_raw (stream_id TEXT PRIMARY KEY, applied BIGINT NOT NULL, total BIGINT NOT NULL)`,
+		`CREATE TABLE bench_counts_set (stream_id TEXT PRIMARY KEY, applied BIGINT NOT NULL, total BIGINT NOT NULL)`,
 	} {
 		if _, err := b.db.ExecContext(ctx, ddl); err != nil {
 			return err
@@ -156,6 +182,7 @@ func (m readModel) apply(ctx context.Context, tx *sql.Tx, e event.Event) error {
 type rawConsumer struct {
 	b     *backend
 	model readModel
+	name  string // the handler column of its dedupe marks
 }
 
 func (c *rawConsumer) consume(ctx context.Context, ds []messagebus.Delivery) error {
@@ -168,10 +195,10 @@ func (c *rawConsumer) consume(ctx context.Context, ds []messagebus.Delivery) err
 		var res sql.Result
 		if c.b.postgres() {
 			res, err = tx.ExecContext(ctx, `INSERT INTO bench_processed (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-				"cqrsbench", d.Message.ID)
+				c.name, d.Message.ID)
 		} else {
 			res, err = tx.ExecContext(ctx, `INSERT INTO bench_processed (handler, event_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-				"cqrsbench", d.Message.ID, time.Now().UnixNano())
+				c.name, d.Message.ID, time.Now().UnixNano())
 		}
 		if err != nil {
 			return err
@@ -183,6 +210,82 @@ func (c *rawConsumer) consume(ctx context.Context, ds []messagebus.Delivery) err
 			continue // handled before
 		}
 		if err := c.model.upsert(ctx, tx, d.Message.Key, d.Message.Payload); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// consumeSetBased handles ds in one transaction with two statements: the
+// dedupe marks of all (RETURNING the new ones) and one upsert of the
+// read-model rows of the new ones, aggregated per stream.
+func (c *rawConsumer) consumeSetBased(ctx context.Context, ds []messagebus.Delivery) error {
+	tx, err := c.b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	cols := 2
+	if !c.b.postgres() {
+		cols = 3
+	}
+	args := make([]any, 0, cols*len(ds))
+	now := time.Now().UnixNano()
+	for _, d := range ds {
+		args = append(args, c.name, d.Message.ID)
+		if !c.b.postgres() {
+			args = append(args, now)
+		}
+	}
+	insert := `INSERT INTO bench_processed (handler, event_id) VALUES `
+	if !c.b.postgres() {
+		insert = `INSERT INTO bench_processed (handler, event_id, processed_at) VALUES `
+	}
+	rs, err := tx.QueryContext(ctx, insert+c.b.values(len(ds), cols)+` ON CONFLICT DO NOTHING RETURNING event_id`, args...)
+	if err != nil {
+		return err
+	}
+	fresh := map[string]bool{}
+	for rs.Next() {
+		var id string
+		if err := rs.Scan(&id); err != nil {
+			rs.Close()
+			return err
+		}
+		fresh[id] = true
+	}
+	if err := errors.Join(rs.Close(), rs.Err()); err != nil {
+		return err
+	}
+	type agg struct{ applied, total int64 }
+	per := map[string]*agg{}
+	var order []string
+	for _, d := range ds {
+		if !fresh[d.Message.ID] {
+			continue
+		}
+		var p struct{ N int64 }
+		if err := json.Unmarshal(d.Message.Payload, &p); err != nil {
+			return err
+		}
+		a := per[d.Message.Key]
+		if a == nil {
+			a = &agg{}
+			per[d.Message.Key] = a
+			order = append(order, d.Message.Key)
+		}
+		a.applied++
+		a.total += p.N
+	}
+	if len(order) > 0 {
+		args = args[:0]
+		for _, k := range order {
+			args = append(args, k, per[k].applied, per[k].total)
+		}
+		m := string(c.model)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+m+` (stream_id, applied, total) VALUES `+c.b.values(len(order), 3)+`
+			ON CONFLICT (stream_id) DO UPDATE SET applied = `+m+`.applied + excluded.applied, total = `+m+`.total + excluded.total`,
+			args...); err != nil {
 			return err
 		}
 	}

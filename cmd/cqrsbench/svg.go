@@ -23,7 +23,7 @@ func writeSVG(path string, rep *report) error {
 		width, left, right = 980.0, 340.0, 880.0
 		top, rowH, barH    = 70.0, 30.0, 16.0
 	)
-	lo, hi := 0.1, 10.0
+	lo, hi := 0.01, 10.0
 	for _, r := range rows {
 		for _, v := range []float64{r.Ratio, r.TargetRatio} {
 			if v > 0 {
@@ -70,11 +70,9 @@ func writeSVG(path string, rep *report) error {
 			x0, x1 = x1, x0
 		}
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s"/>`+"\n", x0, y, math.Max(x1-x0, 1), barH, color)
-		anchor, tx := "start", x1+6
-		if r.Ratio < 1 {
-			anchor, tx = "end", x0-6
-		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`+"\n", tx, y+barH/2+4, anchor, esc(formatRatio(r.Ratio)))
+		// The value right of the bar, or right of the 1x line for a bar
+		// growing left.
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", math.Max(x(r.Ratio), x(1))+6, y+barH/2+4, esc(formatRatio(r.Ratio)))
 		if r.TargetRatio > 0 {
 			tx := x(r.TargetRatio)
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#d00" stroke-width="3"><title>%s</title></line>`+"\n",

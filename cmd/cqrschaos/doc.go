@@ -75,6 +75,7 @@
 // absent from the broker) and D duplicated ones (a command stored twice, a
 // read model ahead of the store, an alert or mark for no event). The exit
 // status is 1 when L or D is not 0, when another check failed (listed
-// above the last line), or when fewer faults than asked were injected; 2
-// for a bad command line.
+// above the last line), or when fewer faults than asked were injected; also
+// when the suite could not set up (no summary line then, the reason on
+// stderr); 2 for a bad command line. See docs/RELIABILITY.md.
 package main

@@ -161,14 +161,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	s := newSuite(o, stdout)
 	res, err := s.run(ctx)
 	if err != nil {
-		fmt.Fprintln(stdout, "error:", err)
-	}
-	if res == nil {
 		fmt.Fprintln(stderr, "cqrschaos:", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "cqrschaos: %d commands, %d faults, %d lost, %d duplicated\n", res.commands, res.faults, res.lost, res.dup)
-	if err != nil || !res.ok() {
+	if !res.ok() {
 		return 1
 	}
 	return 0

@@ -110,7 +110,8 @@ func (p *proc) supervise(pause func() time.Duration) {
 }
 
 // kill SIGKILLs the running process, waiting up to wait for it to be
-// running first. It reports whether a live process got the signal.
+// running first (a process killed before counts only once it has been
+// started again). It reports whether a live process got the signal.
 func (p *proc) kill(wait time.Duration) bool {
 	deadline := time.Now().Add(wait)
 	for {
@@ -126,6 +127,9 @@ func (p *proc) kill(wait time.Duration) bool {
 			case <-p.done:
 				// Exited; the supervisor is about to notice.
 			default:
+				if p.killed {
+					break // dying from an earlier SIGKILL: wait for the next one
+				}
 				err := p.cmd.Process.Signal(syscall.SIGKILL)
 				if err == nil {
 					p.killed = true

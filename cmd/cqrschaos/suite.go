@@ -71,10 +71,15 @@ func (s *suite) verbose(format string, args ...any) {
 	}
 }
 
-// run runs the whole suite. A nil result means it could not set up.
+// run runs the whole suite; an error means it could not set up or was
+// interrupted. What the run made is removed at the end, except with -keep
+// or after a failed check; after a failed set-up the work directory (the
+// process logs) is kept.
 func (s *suite) run(ctx context.Context) (res *result, err error) {
-	keep := s.o.keep
-	defer func() { s.cleanup(keep || res == nil || !res.ok()) }()
+	defer func() {
+		failed := res != nil && !res.ok()
+		s.cleanup(s.o.keep || failed || (err != nil && ctx.Err() == nil), s.o.keep || failed)
+	}()
 
 	if err := s.setup(ctx); err != nil {
 		return nil, err
@@ -356,19 +361,19 @@ func (s *suite) stopProcs() {
 }
 
 // cleanup stops everything still running and removes what the run made,
-// unless keep.
-func (s *suite) cleanup(keep bool) {
+// except the work directory with keepWork and the database with keepDB.
+func (s *suite) cleanup(keepWork, keepDB bool) {
 	s.stopProcs()
 	if s.nats != nil {
 		s.nats.stop()
 	}
 	switch {
 	case s.pg != nil:
-		s.pg.close(keep)
-		if keep {
+		s.pg.close(keepDB)
+		if keepDB {
 			s.say("kept the private PostgreSQL server's directory %s; to look inside: %s", s.pg.dir, s.pg.startHint())
 		}
-	case s.scratch != nil && keep:
+	case s.scratch != nil && keepDB:
 		s.say("kept the scratch database %s", s.scratch.name)
 		s.scratch.admin.Close()
 	case s.scratch != nil:
@@ -379,7 +384,7 @@ func (s *suite) cleanup(keep bool) {
 	if s.work == "" || s.o.workDir != "" {
 		return
 	}
-	if keep {
+	if keepWork {
 		s.say("kept the work directory %s (binary, process logs, NATS store)", s.work)
 		return
 	}
