@@ -160,7 +160,7 @@ func (s *Store) Head(ctx context.Context) (event.Cursor, error) {
 		c    event.Cursor
 		txID int64
 	)
-	err := s.db.QueryRowContext(ctx, s.adminSQL(`SELECT (tx_id::text)::bigint, position FROM {events} ORDER BY tx_id DESC, position DESC LIMIT 1`)).
+	err := s.db.QueryRowContext(ctx, s.adminSQL(`SELECT (tx_id::text)::bigint, position FROM {events} AS ev ORDER BY ev.tx_id DESC, ev.position DESC LIMIT 1`)).
 		Scan(&txID, &c.Position)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

@@ -35,7 +35,7 @@ LIMIT $3`
 // ended meanwhile, or pg_stat_activity hides it from this role) still
 // counts, so leaving out is never a guess.
 const readAllSQL = `SELECT ` + eventColumns + `
-FROM {events}
+FROM {events} AS ev
 WHERE tx_id < (
 	SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
 	FROM pg_snapshot_xip(pg_current_snapshot()) AS x
@@ -46,7 +46,7 @@ WHERE tx_id < (
 	)
 )
   AND (tx_id, position) > ($1::text::xid8, $2::bigint)
-ORDER BY tx_id, position
+ORDER BY ev.tx_id, ev.position -- qualified: the output column "tx_id" is a bigint cast, which no index orders
 LIMIT $3`
 
 // Load yields the stream's events with Version >= from, in order, reading
