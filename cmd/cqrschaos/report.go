@@ -15,7 +15,8 @@ const maxProblems = 40
 // report prints the figures and the problems found.
 func (s *suite) report(v *verdict, fs faultStats) {
 	s.say("store: %d events in %d products (%d poison); %d low-stock alerts due", v.events, v.products, v.poison, v.alerts)
-	s.say("ambiguous commands: %d stored, %d not (either is correct)", v.ambiguousStored, v.ambiguousNot)
+	s.say("ambiguous commands: %d stored, %d not (either is correct); %d acknowledged no-ops (a rename or price change to the current value stores nothing)",
+		v.ambiguousStored, v.ambiguousNot, v.noops)
 	s.say("broker: %d messages, %d of them republished copies beyond the duplicate window", v.brokerMsgs, v.brokerRepublished)
 	var procs []string
 	for _, p := range s.allProcs {

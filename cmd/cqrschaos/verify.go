@@ -181,6 +181,32 @@ func check(s *snapshot, x expect) *verdict {
 		}
 	}
 
+	// The broker got each product's events in version order.
+	if b := s.broker; b != nil {
+		seen := map[uuid.UUID]bool{}
+		last := map[string]int64{}
+		for _, m := range b.msgs {
+			v.brokerMsgs++
+			if seen[m.id] {
+				v.brokerRepublished++
+				continue
+			}
+			seen[m.id] = true
+			if _, ok := byID[m.id]; !ok {
+				violation("broker message %s (%s version %d) is not in the store", m.id, m.stream, m.version)
+			}
+			if m.version <= last[m.stream] {
+				violation("order: %s version %d reached the broker after version %d (stream sequence %d)", m.stream, m.version, last[m.stream], m.seq)
+			}
+			last[m.stream] = max(last[m.stream], m.version)
+		}
+		for _, e := range s.events {
+			if !seen[e.ID] {
+				lose(e.ID, "never published to the broker")
+			}
+		}
+	}
+
 	// The products read model equals the replay; the poison product is not
 	// in it.
 	ids := slices.Sorted(maps.Keys(products))
@@ -300,32 +326,6 @@ func check(s *snapshot, x expect) *verdict {
 	}
 	if s.outbox > 0 {
 		violation("%d events still in the outbox", s.outbox)
-	}
-
-	// The broker got each product's events in version order.
-	if b := s.broker; b != nil {
-		seen := map[uuid.UUID]bool{}
-		last := map[string]int64{}
-		for _, m := range b.msgs {
-			v.brokerMsgs++
-			if seen[m.id] {
-				v.brokerRepublished++
-				continue
-			}
-			seen[m.id] = true
-			if _, ok := byID[m.id]; !ok {
-				violation("broker message %s (%s version %d) is not in the store", m.id, m.stream, m.version)
-			}
-			if m.version <= last[m.stream] {
-				violation("order: %s version %d reached the broker after version %d (stream sequence %d)", m.stream, m.version, last[m.stream], m.seq)
-			}
-			last[m.stream] = max(last[m.stream], m.version)
-		}
-		for _, e := range s.events {
-			if !seen[e.ID] {
-				lose(e.ID, "never published to the broker")
-			}
-		}
 	}
 
 	// One line per reason for the lost events, with examples.
