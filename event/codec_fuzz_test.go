@@ -29,7 +29,7 @@ type order struct {
 func FuzzCodecRoundTrip(f *testing.F) {
 	f.Add("Ada", int64(4200), true, 1.5, "espresso cup", "corr-1")
 	f.Add("", int64(0), false, 0.0, "", "")
-	f.Add("Zoë \u2603 \"quoted\" \\ </script>", int64(math.MinInt64), true, -0.0, "\x00\n\t", "c")
+	f.Add("Zoë \u2603 \"quoted\" \\ </script>", int64(math.MinInt64), true, math.Copysign(0, -1), "\x00\n\t", "c")
 	f.Add("\xff\xfe", int64(math.MaxInt64), false, math.SmallestNonzeroFloat64, "\xed\xa0\x80", "\xff")
 	f.Add("x", int64(-1), true, 1e308, "line", "trace")
 	f.Fuzz(func(t *testing.T, customer string, cents int64, express bool, weight float64, line, corr string) {

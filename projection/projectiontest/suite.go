@@ -33,6 +33,8 @@ func Run(t *testing.T, newHarness func(t testing.TB) Harness) {
 		{"ApplyPanics", testApplyPanics},
 		{"WokenByNotifier", testNotifier},
 		{"IdleRunnerSeesExternalReset", testIdleReset},
+		{"ApplyBatch", testApplyBatch},
+		{"ApplyBatchFallsBackToApply", testApplyBatchFallback},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -512,5 +514,74 @@ func testIdleReset(t *testing.T, h Harness) {
 	eventually(t, "the rebuild after an external reset", func() bool { return rm.total(t) == 50 })
 	if d := diff(rm.rows(t), replay(t, h.Events)); d != "" {
 		t.Fatalf("read model after the external reset differs from a replay: %s", d)
+	}
+}
+
+// testApplyBatch: a set-based ApplyBatch builds the same read model as a
+// replay, across several batches.
+func testApplyBatch(t *testing.T, h Harness) {
+	ctx := ctxFor(t)
+	rm := newReadModel(t, h.Checkpoints.DB(), "projectiontest_batch")
+	for i := range 5 {
+		appendEvents(t, h.Events, fmt.Sprint("s-", i), 73, 20)
+	}
+	var calls atomic.Int64
+	p := newProjection(t, projection.Config{Name: "batch", Events: h.Events, Checkpoints: h.Checkpoints, BatchSize: 50,
+		ApplyBatch: func(ctx context.Context, tx *sql.Tx, evs []event.Event) error {
+			calls.Add(1)
+			for _, e := range evs {
+				if err := rm.apply(ctx, tx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	if n, err := p.CatchUp(ctx); err != nil || n != 365 {
+		t.Fatalf("CatchUp: %d, %v; want 365", n, err)
+	}
+	if c := calls.Load(); c != 8 {
+		t.Errorf("ApplyBatch called %d times, want 8 batches of at most 50", c)
+	}
+	if d := diff(rm.rows(t), replay(t, h.Events)); d != "" {
+		t.Fatalf("read model differs from a replay: %s", d)
+	}
+}
+
+// testApplyBatchFallback: when a batch fails and Apply is set, the batch is
+// applied event by event, so the events before the bad one commit.
+func testApplyBatchFallback(t *testing.T, h Harness) {
+	ctx := ctxFor(t)
+	rm := newReadModel(t, h.Checkpoints.DB(), "projectiontest_batchfallback")
+	appendEvents(t, h.Events, "s", 30, 30)
+	all, err := h.Events.ReadAll(ctx, event.Cursor{}, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := all[11]
+	apply := func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+		if e.ID == bad.ID {
+			return errors.New("cannot apply this one")
+		}
+		return rm.apply(ctx, tx, e)
+	}
+	p := newProjection(t, projection.Config{Name: "batchfallback", Events: h.Events, Checkpoints: h.Checkpoints,
+		Apply: apply,
+		ApplyBatch: func(ctx context.Context, tx *sql.Tx, evs []event.Event) error {
+			for _, e := range evs {
+				if err := apply(ctx, tx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	n, err := p.CatchUp(ctx)
+	if err == nil || !strings.Contains(err.Error(), "apply batch") || !strings.Contains(err.Error(), bad.ID.String()) {
+		t.Fatalf("CatchUp: %v; want the batch error and the per-event error naming the bad event", err)
+	}
+	if n != 11 {
+		t.Errorf("CatchUp applied %d events, want the 11 before the bad one", n)
+	}
+	if r := rm.rows(t)["s"]; r.N != 11 || r.LastVersion != 11 {
+		t.Errorf("read model: %+v; want the first 11 events", r)
 	}
 }
