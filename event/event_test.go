@@ -77,3 +77,18 @@ func TestCursorOrder(t *testing.T) {
 		t.Error("cursor order is not (TxID, Position)")
 	}
 }
+
+func TestPrepareAppendRejectsBadMetadataKeys(t *testing.T) {
+	for _, k := range []string{"", "has space", "a:b", "tab\t", "é"} {
+		in := []event.Event{{Type: "t", Data: []byte("{}"), Metadata: event.Metadata{Extra: map[string]string{k: "v"}}}}
+		_, err := event.PrepareAppend("s-1", event.Any, in)
+		var ve *event.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "events[0].Metadata.Extra key" || ve.Value != k {
+			t.Errorf("key %q: got %v, want a validation error naming the key", k, err)
+		}
+	}
+	ok := []event.Event{{Type: "t", Data: []byte("{}"), Metadata: event.Metadata{Extra: map[string]string{"tenant-id": "v"}}}}
+	if _, err := event.PrepareAppend("s-1", event.Any, ok); err != nil {
+		t.Errorf("a plain key: %v", err)
+	}
+}

@@ -93,6 +93,12 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []Event) ([]E
 				Reason: fmt.Sprintf("same ID as events[%d] in this append", j)}
 		}
 		seen[e.ID] = i
+		for k := range e.Metadata.Extra {
+			if !validExtraKey(k) {
+				return nil, &ValidationError{Field: field("Metadata.Extra key"), Value: k,
+					Reason: "user metadata keys travel as message headers: 1 to 200 printable ASCII characters without spaces or ':'"}
+			}
+		}
 		e.Metadata = e.Metadata.Clone()
 		out[i] = e
 	}
@@ -130,4 +136,16 @@ func ErrorSeq(err error) iter.Seq2[Event, error] {
 // errors.Is(err, ErrStreamNotFound) and names the stream.
 func StreamNotFoundError(stream string) error {
 	return fmt.Errorf("load stream %s: %w", stream, ErrStreamNotFound)
+}
+
+func validExtraKey(k string) bool {
+	if k == "" || len(k) > 200 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
 }
