@@ -26,6 +26,9 @@ func (appendScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, b.close()) }()
+	if err := e.steadyState(ctx, b); err != nil {
+		return nil, err
+	}
 	repo, err := newRepository(b.store, nil, nil, e.log)
 	if err != nil {
 		return nil, err

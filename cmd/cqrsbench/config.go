@@ -55,6 +55,9 @@ type sizes struct {
 	LatencyDuration time.Duration
 	// rebuild: events in the store.
 	RebuildEvents int
+	// Prefill: events written (and ANALYZEd) before the append and latency
+	// scenarios measure on PostgreSQL; see env.steadyState.
+	Prefill int
 }
 
 // defaultSizes are DESIGN.md's sizes where it names them (100,000 outbox
@@ -68,18 +71,20 @@ func defaultSizes() sizes {
 		LoadEvents: 10_000, LoadReplays: 20, LoadSnapshotLoads: 1_000,
 		LatencyRate: 500, LatencyDuration: 20 * time.Second,
 		RebuildEvents: 1_000_000,
+		Prefill:       10_000,
 	}
 }
 
 // quickSizes keep the whole run under two minutes on a 2-core machine.
 func quickSizes() sizes {
 	return sizes{
-		AppendSingle: 400, AppendParallel: 4_000, AppendBatch: 100,
+		AppendSingle: 400, AppendParallel: 4_000, AppendBatch: 300,
 		DrainRows:     10_000,
 		ConsumeSingle: 500, ConsumeBatched: 20_000,
 		LoadEvents: 2_000, LoadReplays: 5, LoadSnapshotLoads: 100,
 		LatencyRate: 500, LatencyDuration: 3 * time.Second,
 		RebuildEvents: 20_000,
+		Prefill:       10_000,
 	}
 }
 
@@ -98,6 +103,7 @@ func (s sizes) scaled(f float64) sizes {
 		LatencyRate:     s.LatencyRate,
 		LatencyDuration: max(200*time.Millisecond, time.Duration(float64(s.LatencyDuration)*f)),
 		RebuildEvents:   n(s.RebuildEvents, 100),
+		Prefill:         n(s.Prefill, 100),
 	}
 }
 

@@ -56,11 +56,11 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	var rows []row
 	var batched []messagebus.Delivery
 	for ci, c := range cases {
-		ds := deliveries(ci, c.events)
+		batches := c.events / c.perTx
+		ds := deliveries(ci, (batches+warmups(1, batches))*c.perTx)
 		if c.perTx > 1 {
-			batched = ds
+			batched = ds[:batches*c.perTx]
 		}
-		batches := len(ds) / c.perTx
 		fw := func(ctx context.Context, i int) error {
 			part := ds[i*c.perTx : (i+1)*c.perTx]
 			if c.perTx == 1 {
@@ -100,10 +100,12 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	}
 	rows[len(rows)-1] = rows[len(rows)-1].with("raw_set_based_100_per_tx_events_per_s", setRate)
 
-	// Every event must have taken effect once on each side.
+	// Every event, warm-up ones included, must have taken effect once on
+	// each side.
 	want := int64(0)
 	for _, c := range cases {
-		want += int64(c.events / c.perTx * c.perTx)
+		batches := c.events / c.perTx
+		want += int64((batches + warmups(1, batches)) * c.perTx)
 	}
 	for _, m := range []readModel{fwModel, rawModel, set.model} {
 		want := want

@@ -47,7 +47,7 @@ func (drainScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	}
 	defer func() { err = errors.Join(err, br.close()) }()
 	refill := func(what string) error {
-		return fill(ctx, e, b, what, "product-"+strings.ReplaceAll(what, " ", "-"), rows, 100,
+		return fill(ctx, e, b, what, streamType, "product-"+strings.ReplaceAll(what, " ", "-"), rows, 100,
 			func(int) []byte { return productPayload })
 	}
 

@@ -10,10 +10,10 @@ import (
 	"github.com/cqrskit/cqrskit/event"
 )
 
-// fill appends total events through the store, perStream to a new stream
-// each (named prefix-<n>), from a few concurrent writers. payload(i) is
-// the i-th event's data.
-func fill(ctx context.Context, e *env, b *backend, what, prefix string, total, perStream int, payload func(i int) []byte) error {
+// fill appends total events of stream type st through the store,
+// perStream to a new stream each (named prefix-<n>), from a few concurrent
+// writers. payload(i) is the i-th event's data.
+func fill(ctx context.Context, e *env, b *backend, what, st, prefix string, total, perStream int, payload func(i int) []byte) error {
 	start := time.Now()
 	writers := 4
 	if !b.postgres() {
@@ -33,7 +33,7 @@ func fill(ctx context.Context, e *env, b *backend, what, prefix string, total, p
 				}
 				evs := make([]event.Event, min(perStream, total-c*perStream))
 				for j := range evs {
-					evs[j] = event.Event{StreamType: streamType, Type: typeCreated, Data: payload(c*perStream + j),
+					evs[j] = event.Event{StreamType: st, Type: typeCreated, Data: payload(c*perStream + j),
 						Metadata: event.Metadata{CorrelationID: "cqrsbench"}}
 				}
 				if _, err := b.store.Append(ctx, fmt.Sprintf("%s-%d", prefix, c), event.NoStream, evs); err != nil {

@@ -20,14 +20,27 @@ type pair struct {
 const alternateRounds = 10
 
 // alternate runs ops operations of each side, fw and raw, on writers
-// goroutines: in alternateRounds blocks per side, a framework block, then
+// goroutines: in up to alternateRounds blocks per side, a framework block, then
 // a raw one (the order flips every round). The sides never overlap, so
 // they never contend with each other (SQLite's one writer, row locks).
 // Each side's rate is its operations over the wall time of its blocks.
-// Operation i of a side is called with i in [0, ops). The first error
-// stops the run.
+//
+// First each side runs warmups(writers, ops) operations unmeasured, so
+// neither pays alone for opening the pool's connections and preparing
+// statements. Operation i of a side is called with i in [0,
+// ops+warmups): the measured ones first, the warm-up ones last. The
+// first error stops the run.
 func alternate(ctx context.Context, writers, ops int, fw, raw func(ctx context.Context, i int) error) (pair, error) {
-	rounds := min(alternateRounds, ops)
+	if w := warmups(writers, ops); w > 0 {
+		for _, f := range []func(context.Context, int) error{fw, raw} {
+			if err := parallel(ctx, writers, ops, ops+w, f); err != nil {
+				return pair{}, err
+			}
+		}
+	}
+	// Blocks of at least 4 operations per writer, so that the ramp-up and
+	// the tail of a block (fewer than writers busy) stay a small share.
+	rounds := max(1, min(alternateRounds, ops/(4*writers)))
 	var fwTime, rawTime time.Duration
 	for r := range rounds {
 		from, to := ops*r/rounds, ops*(r+1)/rounds
@@ -44,10 +57,15 @@ func alternate(ctx context.Context, writers, ops int, fw, raw func(ctx context.C
 				return pair{}, err
 			}
 			*s.at += time.Since(start)
+
 		}
 	}
 	return pair{framework: float64(ops) / fwTime.Seconds(), raw: float64(ops) / rawTime.Seconds()}, nil
 }
+
+// warmups is how many unmeasured operations alternate runs per side: two
+// per writer, at most a tenth of the measured ones.
+func warmups(writers, ops int) int { return min(2*writers, ops/10) }
 
 // parallel calls f for every i in [from, to) from writers goroutines and
 // returns the first error, which stops the others.

@@ -31,7 +31,7 @@ func (rebuildScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, b.close()) }()
-	if err := fill(ctx, e, b, "rebuild", "bench", n, 1000, func(i int) []byte { return fmt.Appendf(nil, `{"i":%d}`, i) }); err != nil {
+	if err := fill(ctx, e, b, "rebuild", streamType, "bench", n, 1000, func(i int) []byte { return fmt.Appendf(nil, `{"i":%d}`, i) }); err != nil {
 		return nil, err
 	}
 	for _, ddl := range []string{
