@@ -20,9 +20,9 @@ type pair struct {
 const alternateRounds = 10
 
 // alternate runs ops operations of each side, fw and raw, on writers
-// goroutines: in up to alternateRounds blocks per side, a framework block, then
-// a raw one (the order flips every round). The sides never overlap, so
-// they never contend with each other (SQLite's one writer, row locks).
+// goroutines: in up to alternateRounds blocks per side, a framework block,
+// then a raw one (the order flips every round). The sides never overlap,
+// so they never contend with each other (SQLite's one writer, row locks).
 // Each side's rate is its operations over the wall time of its blocks.
 //
 // First each side runs warmups(writers, ops) operations unmeasured, so
