@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 )
 
@@ -76,6 +77,13 @@ func (h *Handler) batch(ctx context.Context, items []*item, report func(i int, e
 		return nil
 	}
 
+	if culprit < 0 {
+		// The BatchFunc failed on the batch as a whole: find the bad event
+		// by handling each with the Func.
+		h.log.WarnContext(ctx, "handler: batch func failed; handling the batch's events one at a time",
+			slog.String("handler", h.name), slog.Int("batch", len(good)), slog.Any("err", err))
+		return h.tryEach(ctx, items, good, report)
+	}
 	bad := items[culprit]
 	bad.err = err
 	h.noteFailure(bad.e.ID)
@@ -118,7 +126,27 @@ func (h *Handler) tryBatch(ctx context.Context, items []*item, idx []int) (culpr
 		_ = tx.Rollback()
 		return -1, unavailable, fmt.Errorf("batch of %d: mark processed: %w", len(idx), err)
 	}
+	if h.batchFn != nil {
+		evs := make([]event.Event, 0, len(idx))
+		for k, i := range idx {
+			if fresh[k] {
+				evs = append(evs, items[i].e)
+			}
+		}
+		if len(evs) > 0 {
+			if err := h.callBatch(ctx, tx, evs); err != nil {
+				_ = tx.Rollback()
+				if h.databaseGone(ctx, err) {
+					return -1, unavailable, err
+				}
+				return -1, failed, fmt.Errorf("batch func on %d events: %w", len(evs), err)
+			}
+		}
+	}
 	for k, i := range idx {
+		if h.batchFn != nil {
+			break
+		}
 		it := items[i]
 		if !fresh[k] {
 			continue // handled before, or earlier in this batch

@@ -46,6 +46,7 @@ type Handler struct {
 	name    string
 	store   Store
 	fn      Func
+	batchFn BatchFunc
 	policy  RetryPolicy
 	log     *slog.Logger
 	now     func() time.Time
@@ -98,6 +99,7 @@ func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, er
 		name:     name,
 		store:    store,
 		fn:       fn,
+		batchFn:  c.batch,
 		policy:   policy,
 		log:      c.logger,
 		now:      c.now,
@@ -283,6 +285,19 @@ func (h *Handler) call(ctx context.Context, tx *sql.Tx, e event.Event) (err erro
 		}
 	}()
 	return h.fn(ctx, tx, e)
+}
+
+// callBatch runs the BatchFunc, turning a panic into an error.
+func (h *Handler) callBatch(ctx context.Context, tx *sql.Tx, evs []event.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.ErrorContext(ctx, "handler: panic in batch func",
+				slog.String("handler", h.name), slog.Int("events", len(evs)),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("handler batch func panicked: %v", r)
+		}
+	}()
+	return h.batchFn(ctx, tx, evs)
 }
 
 // databaseGone reports a Func error that is the connection's or the

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cqrskit/cqrskit/event"
 )
 
 // Option changes one Handler's configuration.
@@ -22,6 +25,7 @@ type config struct {
 	random func() float64
 	tp     trace.TracerProvider
 	mp     metric.MeterProvider
+	batch  BatchFunc
 }
 
 func defaultConfig() config {
@@ -103,4 +107,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// BatchFunc applies, inside tx, every event of a HandleBatch call that is
+// new to the handler (already-processed events are left out), for read
+// models that write set-based: one multi-row statement per batch instead
+// of one per event.
+type BatchFunc func(ctx context.Context, tx *sql.Tx, events []event.Event) error
+
+// WithBatchFunc makes HandleBatch (and a Batcher) call fn once per batch
+// instead of the Func once per event. If fn fails, the batch is rolled back
+// and its events are handled one at a time with the Func, so one bad event
+// cannot hold back its neighbours. fn must have the same effect as the Func
+// applied to each event in order.
+func WithBatchFunc(fn BatchFunc) Option {
+	return func(c *config) { c.batch = fn }
 }

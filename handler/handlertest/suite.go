@@ -49,6 +49,7 @@ func Run(t *testing.T, newHarness func(t testing.TB) Harness) {
 		{"GiveUpHook", testGiveUpHook},
 		{"Batch", testBatch},
 		{"BatchWithBadMessage", testBatchWithBadMessage},
+		{"BatchFunc", testBatchFunc},
 		{"BatchDatabaseDown", testBatchDatabaseDown},
 		{"Batcher", testBatcher},
 		{"BatcherThroughBroker", testBatcherThroughBroker},
@@ -1203,5 +1204,73 @@ func testPrune(t *testing.T, h Harness) {
 	}
 	if _, err := hd.Prune(ctx, 0); err == nil {
 		t.Error("Prune(0) succeeded; want an error")
+	}
+}
+
+// testBatchFunc: with WithBatchFunc, HandleBatch calls it once with the new
+// events only (duplicates and already-processed ones left out); when it
+// fails, the events are handled one by one with the Func, so only the bad
+// one is held back.
+func testBatchFunc(t *testing.T, h Harness) {
+	ctx := ctxFor(t)
+	rm := newReadModel(t, h.Store.DB())
+	var evs []event.Event
+	for i := range 8 {
+		evs = append(evs, newEvent(fmt.Sprint("bf-", i), 1, 1))
+	}
+	poison := evs[5]
+	var batchCalls, batchEvents atomic.Int64
+	var poisoned atomic.Bool
+	fn := func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+		if e.ID == poison.ID && poisoned.Load() {
+			return errors.New("poison")
+		}
+		return rm.apply(ctx, tx, e)
+	}
+	hd := newHandler(t, "batch-func", h.Store, fn,
+		handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 2}), handler.WithSleep(func(context.Context, time.Duration) error { return nil }),
+		handler.WithBatchFunc(func(ctx context.Context, tx *sql.Tx, batch []event.Event) error {
+			batchCalls.Add(1)
+			batchEvents.Add(int64(len(batch)))
+			for _, e := range batch {
+				if err := fn(ctx, tx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	// First batch: events 0-3 plus a duplicate of event 0.
+	first := []messagebus.Delivery{delivery(evs[0], 1), delivery(evs[1], 1), delivery(evs[2], 1), delivery(evs[3], 1), delivery(evs[0], 1)}
+	for i, err := range hd.HandleBatch(ctx, first) {
+		if err != nil {
+			t.Errorf("first batch, delivery %d: %v", i, err)
+		}
+	}
+	if batchCalls.Load() != 1 || batchEvents.Load() != 4 {
+		t.Errorf("batch func called %d times with %d events, want once with the 4 distinct events", batchCalls.Load(), batchEvents.Load())
+	}
+	// Second batch: an already processed event, then 4-7 with a poison one.
+	poisoned.Store(true)
+	second := []messagebus.Delivery{delivery(evs[1], 2), delivery(evs[4], 1), delivery(evs[5], 1), delivery(evs[6], 1), delivery(evs[7], 1)}
+	errs := hd.HandleBatch(ctx, second)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("second batch, delivery %d: %v", i, err)
+		}
+	}
+	if batchEvents.Load() != 8 {
+		t.Errorf("batch func saw %d events in all, want 8 (the processed one left out)", batchEvents.Load())
+	}
+	for _, e := range evs {
+		want := 1
+		if e.ID == poison.ID {
+			want = 0
+		}
+		if got := rm.applied(t, e.StreamID); got != want {
+			t.Errorf("%s: applied %d times, want %d", e.StreamID, got, want)
+		}
+	}
+	if dls := deadLetters(t, hd); len(dls) != 1 || dls[0].EventID != poison.ID {
+		t.Errorf("dead letters: %+v, want only the poison event", dls)
 	}
 }
