@@ -83,7 +83,7 @@ func runAndCheck(t *testing.T, args ...string) {
 			}
 		}
 	}
-	want := map[string]int{"append": 3, "drain": 1, "consumer": 2, "load": 2, "latency": 1, "rebuild": 1}
+	want := map[string]int{"append": 3, "drain": 1, "consumer": 3, "load": 2, "latency": 1, "rebuild": 2}
 	for name, n := range want {
 		if perScenario[name] != n {
 			t.Errorf("scenario %s: %d rows, want %d", name, perScenario[name], n)
