@@ -126,13 +126,14 @@ func (m Message) Validate() error {
 		return &ValidationError{Field: "Key", Value: m.Key, Reason: "key must be UTF-8 without control characters"}
 	}
 	for k, v := range m.Headers {
-		field := "Headers[" + strconv.Quote(k) + "]"
+		// The field name is built only on failure: this loop runs for every
+		// header of every published message.
 		if k == "" || len(k) > maxHeaderLen || !isHeaderName(k) {
-			return &ValidationError{Field: field, Value: k,
+			return &ValidationError{Field: "Headers[" + strconv.Quote(k) + "]", Value: k,
 				Reason: "header name must be 1 to " + strconv.Itoa(maxHeaderLen) + " printable ASCII characters without spaces or ':'"}
 		}
 		if hasControl(v) {
-			return &ValidationError{Field: field, Value: v, Reason: "header value must not contain control characters (CR, LF, ...)"}
+			return &ValidationError{Field: "Headers[" + strconv.Quote(k) + "]", Value: v, Reason: "header value must not contain control characters (CR, LF, ...)"}
 		}
 	}
 	return nil
