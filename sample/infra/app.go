@@ -88,7 +88,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	db, reg := a.storage.store.DB(), svc.Registry()
-	products := app.NewProducts(db, reg, a.storage.store)
+	products := app.NewProducts(db, reg, a.storage.pipeline)
 	alerts := app.NewAlerts(db, reg, cfg.LowStockThreshold)
 	stats := app.NewStats(db, reg)
 
@@ -159,7 +159,7 @@ func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.W
 // advisory lock elects one active relay among all processes; the others
 // wait as hot standbys.
 func (a *App) startRelay() error {
-	rc := outbox.Config{Store: a.storage.store, Publisher: a.bus, Notifier: a.storage.notifier,
+	rc := outbox.Config{Store: a.storage.pipeline, Publisher: a.bus, Notifier: a.storage.notifier,
 		Leader: a.storage.leader, Logger: a.flog, TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}
 	relay, err := outbox.NewRelay(rc)
 	if err != nil {
@@ -192,7 +192,7 @@ var retryPolicy = handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, MaxDe
 // the products read model and the low-stock alerter, each in its own
 // group, each through an idempotent handler.
 func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts *app.Alerts) error {
-	hs := a.storage.store
+	hs := a.storage.pipeline
 	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
 	ph, err := handler.Idempotent(productsHandler, hs, apply,
 		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
@@ -245,7 +245,7 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 // statsProjection returns the projection that feeds the stats read model
 // from the event store's global log.
 func (a *App) statsProjection(stats *app.Stats) (*projection.Projection, error) {
-	pc := projection.Config{Name: StatsProjection, Events: a.storage.store, Checkpoints: a.storage.store,
+	pc := projection.Config{Name: StatsProjection, Events: a.storage.pipeline, Checkpoints: a.storage.pipeline,
 		Apply: stats.Apply, Logger: a.flog, TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}
 	if a.storage.notifier != nil {
 		pc.Notifier = a.storage.notifier

@@ -38,7 +38,12 @@ var (
 
 // storage is the opened database with its store and what comes with it.
 type storage struct {
-	store    sqlStore
+	store sqlStore
+	// pipeline is the store the relay, the consumers and the projection
+	// use: on PostgreSQL in role all, the same database through a pool of
+	// its own, so a burst of API requests cannot starve the pipeline that
+	// makes their writes visible. Otherwise the same as store.
+	pipeline sqlStore
 	dialect  app.Dialect
 	notifier outbox.Notifier // wakes the relay and the projection; nil: poll
 	leader   outbox.Leader   // elects the one active relay among processes
@@ -69,7 +74,7 @@ func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (*storage, e
 			s.Close()
 			return nil, err
 		}
-		st := &storage{store: s, dialect: app.SQLite, leader: leader, describe: "SQLite " + path, close: s.Close}
+		st := &storage{store: s, pipeline: s, dialect: app.SQLite, leader: leader, describe: "SQLite " + path, close: s.Close}
 		if cfg.Role == RoleAll {
 			// The store's in-process signal wakes the relay and the
 			// projection. In a process without the API nothing signals
@@ -103,16 +108,35 @@ func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (*storage, e
 	if err := app.Migrate(ctx, db, app.Postgres, log); err != nil {
 		return fail(err)
 	}
-	listener, err := s.Listener(cfg.PostgresURL)
+	pipeline, closeAll := s, db.Close
+	if cfg.Role == RoleAll {
+		pdb, err := sql.Open("pgx", cfg.PostgresURL)
+		if err != nil {
+			return fail(fmt.Errorf("open PostgreSQL: %w", err))
+		}
+		pdb.SetMaxOpenConns(pipelineConns)
+		pdb.SetMaxIdleConns(pipelineConns)
+		if pipeline, err = postgres.New(pdb, postgres.Config{TablePrefix: cfg.TablePrefix, Logger: log}); err != nil {
+			pdb.Close()
+			return fail(err)
+		}
+		closeAll = func() error { return errors.Join(pdb.Close(), db.Close()) }
+	}
+	listener, err := pipeline.Listener(cfg.PostgresURL)
 	if err != nil {
 		return fail(err)
 	}
-	leader, err := s.Leader(postgres.LeaderConfig{})
+	leader, err := pipeline.Leader(postgres.LeaderConfig{})
 	if err != nil {
 		return fail(err)
 	}
-	return &storage{store: s, dialect: app.Postgres, notifier: listener, leader: leader,
-		describe: "PostgreSQL " + redactURL(cfg.PostgresURL), close: db.Close}, nil
+	return &storage{store: s, pipeline: pipeline, dialect: app.Postgres, notifier: listener, leader: leader,
+		describe: "PostgreSQL " + redactURL(cfg.PostgresURL), close: closeAll}, nil
 }
 
 var errNotReady = errors.New("not ready")
+
+// pipelineConns is the size of the pipeline's own pool in role all: the
+// relay's leadership session, its reads and deletes, two consumers and the
+// projection.
+const pipelineConns = 8
