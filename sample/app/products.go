@@ -41,12 +41,22 @@ type Products struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced by Notify
+	// applied is the highest version this process's consumer committed per
+	// product (see NotifyApplied); with local, WaitFor queries the table
+	// only when it says the wanted version is there, or on a slow poll.
+	applied map[string]int64
+	local   bool
 }
+
+// localPoll is WaitFor's safety-net poll when this process's own consumer
+// reports commits through NotifyApplied.
+const localPoll = 250 * time.Millisecond
 
 // NewProducts returns the read model on db, decoding events with reg.
 // events, the event store, fills gaps (see Apply); nil disables that.
 func NewProducts(db *sql.DB, reg *event.Registry, events event.Store) *Products {
-	return &Products{db: db, reg: reg, events: events, poll: 25 * time.Millisecond, changed: make(chan struct{})}
+	return &Products{db: db, reg: reg, events: events, poll: 25 * time.Millisecond, changed: make(chan struct{}),
+		applied: map[string]int64{}}
 }
 
 // Apply applies one product event to the products table in tx. Events of
@@ -145,6 +155,31 @@ func (m *Products) Notify() {
 	m.mu.Unlock()
 }
 
+// NotifyApplied records that this process's consumer committed e to the
+// read model and wakes waiting readers. From the first call on, WaitFor
+// trusts these reports and queries the table only when one says the
+// wanted version is there (or every localPoll, for other writers), which
+// keeps a crowd of waiting readers from querying on every commit.
+func (m *Products) NotifyApplied(e event.Event) {
+	if id, ok := productID(e); ok {
+		m.mu.Lock()
+		m.local = true
+		if e.Version > m.applied[id] {
+			m.applied[id] = e.Version
+		}
+		m.mu.Unlock()
+	}
+	m.Notify()
+}
+
+// mayHave reports whether the table may hold product id at minVersion,
+// going by this process's own consumer.
+func (m *Products) mayHave(id string, minVersion int64) (local, may bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.local, m.applied[id] >= minVersion
+}
+
 func (m *Products) changedChan() <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -179,18 +214,32 @@ func (m *Products) WaitFor(ctx context.Context, id string, minVersion int64, tim
 	start := time.Now()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	var v ProductView
+	query := true
 	for {
 		changed := m.changedChan() // before reading: a change after the read wakes us
-		v, err := m.Get(ctx, id)
-		switch {
-		case err == nil && v.Version >= minVersion:
-			return v, nil
-		case err != nil && !errors.Is(err, ErrNotFound):
-			return ProductView{}, err
+		if query {
+			var err error
+			v, err = m.Get(ctx, id)
+			switch {
+			case err == nil && v.Version >= minVersion:
+				return v, nil
+			case err != nil && !errors.Is(err, ErrNotFound):
+				return ProductView{}, err
+			}
 		}
-		poll := time.NewTimer(m.poll)
+		local, _ := m.mayHave(id, minVersion)
+		wait := m.poll
+		if local {
+			wait = localPoll
+		}
+		poll := time.NewTimer(wait)
+		query = true
 		select {
 		case <-changed:
+			if local {
+				_, query = m.mayHave(id, minVersion)
+			}
 		case <-poll.C:
 		case <-deadline.C:
 			poll.Stop()

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/sample/app"
@@ -179,5 +180,54 @@ func TestSnapshotsEvery50(t *testing.T) {
 		if err != nil || p.Stock != v-1 || p.Version() != v {
 			t.Fatalf("at version %d: %+v, %v", v, p, err)
 		}
+	}
+}
+
+// A reader waiting for a version is not satisfied by a report of an older
+// one, and returns the row once the consumer reports the version it wants.
+func TestWaitForWokenByNotifyApplied(t *testing.T) {
+	b := setup(t)
+	id, events := b.history(t)
+	db := b.store.DB()
+	m := app.NewProducts(db, b.svc.Registry(), b.store)
+	// The consumer reports its commits: from now on readers trust reports.
+	if err := apply(t, db, m, events[0]); err != nil {
+		t.Fatal(err)
+	}
+	m.NotifyApplied(events[0])
+
+	type result struct {
+		v   app.ProductView
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := m.WaitFor(context.Background(), id, 3, 5*time.Second)
+		done <- result{v, err}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	// A commit of another version does not satisfy the reader.
+	if err := apply(t, db, m, events[1]); err != nil {
+		t.Fatal(err)
+	}
+	m.NotifyApplied(events[1])
+	select {
+	case r := <-done:
+		t.Fatalf("WaitFor returned at version 2: %+v, %v", r.v, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := apply(t, db, m, events[2]); err != nil {
+		t.Fatal(err)
+	}
+	m.NotifyApplied(events[2])
+	r := <-done
+	if r.err != nil || r.v.Version < 3 {
+		t.Fatalf("WaitFor = %+v, %v; want version >= 3", r.v, r.err)
+	}
+	// Timing out reports how far the read model got.
+	_, err := m.WaitFor(context.Background(), id, 99, 50*time.Millisecond)
+	var nc *app.NotCaughtUpError
+	if !errors.As(err, &nc) || nc.Want != 99 || nc.Have < 3 {
+		t.Errorf("WaitFor(99) = %v, want a NotCaughtUpError with have >= 3", err)
 	}
 }

@@ -215,7 +215,11 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 	productsFn := func(ctx context.Context, d messagebus.Delivery) error {
 		err := ph.Handle(ctx, d)
 		if err == nil {
-			products.Notify()
+			if e, derr := outbox.EventFromMessage(d.Message); derr == nil {
+				products.NotifyApplied(e)
+			} else {
+				products.Notify()
+			}
 		}
 		return err
 	}
