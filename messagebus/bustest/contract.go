@@ -152,15 +152,18 @@ func (s *suite) testRetryAfterDelay(t *testing.T) {
 	var mu sync.Mutex
 	var times []time.Time
 	r := newRecorder()
-	s.subscribe(t, b, tp, "g1", r.handler(func(d messagebus.Delivery) error {
+	// The time is taken before the recorder sees the delivery, so once the
+	// recorder has two, so has times.
+	s.subscribe(t, b, tp, "g1", func(_ context.Context, d messagebus.Delivery) error {
 		mu.Lock()
 		times = append(times, time.Now())
 		mu.Unlock()
+		r.add(d)
 		if d.Attempt == 1 {
 			return messagebus.RetryAfter(errors.New("not yet"), delay)
 		}
 		return nil
-	}), messagebus.WithRetryDelay(time.Millisecond))
+	}, messagebus.WithRetryDelay(time.Millisecond))
 	r.wait(t, s.f.Timeout, "2 attempts", func(ds []messagebus.Delivery) bool { return len(ds) >= 2 })
 	mu.Lock()
 	defer mu.Unlock()
