@@ -4,19 +4,18 @@ package testutil
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/cqrskit/cqrskit/internal/pglocal"
 )
 
 // The local provider starts one throw-away server per test process.
@@ -52,11 +51,11 @@ rm -rf "$1"
 `
 
 func startLocalServer() (string, error) {
-	bin, err := findPostgresBin()
+	bin, err := pglocal.FindBin("")
 	if err != nil {
 		return "", err
 	}
-	cred, err := unprivilegedCredential()
+	cred, _, err := pglocal.Credential()
 	if err != nil {
 		return "", err
 	}
@@ -118,54 +117,6 @@ func startLocalServer() (string, error) {
 		lastErr = fmt.Errorf("pg_ctl start on port %d failed: %s", port, lastLines(log, 5))
 	}
 	return "", lastErr
-}
-
-// findPostgresBin returns a directory holding initdb and pg_ctl: the one of
-// initdb on PATH, else the newest /usr/lib/postgresql/*/bin.
-func findPostgresBin() (string, error) {
-	var dirs []string
-	if p, err := exec.LookPath("initdb"); err == nil {
-		dirs = append(dirs, filepath.Dir(p))
-	}
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(versions, func(a, b string) int { // newest first
-		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-		return vb - va
-	})
-	dirs = append(dirs, versions...)
-	for _, d := range dirs {
-		if isExecutable(filepath.Join(d, "initdb")) && isExecutable(filepath.Join(d, "pg_ctl")) {
-			return d, nil
-		}
-	}
-	return "", errors.New("initdb and pg_ctl not found on PATH or in /usr/lib/postgresql/*/bin")
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// unprivilegedCredential returns nil when not root, and otherwise the
-// credential of a user initdb accepts (it refuses to run as root).
-func unprivilegedCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil || uid == 0 {
-			continue
-		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-	}
-	return nil, errors.New("running as root, and neither a postgres nor a nobody user exists to run initdb as (initdb refuses root)")
 }
 
 func freePort() (int, error) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cqrskit/cqrskit/internal/pglocal"
 )
 
 func TestPostgresGivesFreshIsolatedDatabases(t *testing.T) {
@@ -78,7 +80,7 @@ func TestPostgresDropsTheDatabaseAtCleanup(t *testing.T) {
 // CQRSKIT_TEST_POSTGRES_URL says, so the fallback stays working.
 func TestLocalProvider(t *testing.T) {
 	t.Parallel()
-	if _, err := findPostgresBin(); err != nil {
+	if _, err := pglocal.FindBin(""); err != nil {
 		if os.Getenv(EnvRequirePostgres) == "1" {
 			t.Fatalf("local provider: %v", err)
 		}

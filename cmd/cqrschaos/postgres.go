@@ -14,9 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +22,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"github.com/cqrskit/cqrskit/internal/pglocal"
 )
 
 // pgServer is a private PostgreSQL server made with initdb in a temporary
@@ -53,11 +53,11 @@ read -r what
 
 // startPrivatePostgres runs initdb and starts the server.
 func startPrivatePostgres(binFlag string) (*pgServer, error) {
-	bin, err := findPostgresBin(binFlag)
+	bin, err := pglocal.FindBin(binFlag)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (pass -pg-bin, or -postgres-url to use a running server)", err)
 	}
-	cred, userName, err := unprivilegedCredential()
+	cred, userName, err := pglocal.Credential()
 	if err != nil {
 		return nil, err
 	}
@@ -188,57 +188,6 @@ func (s *pgServer) close(keep bool) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 	}
-}
-
-// findPostgresBin returns a directory holding initdb and pg_ctl.
-func findPostgresBin(flagValue string) (string, error) {
-	var dirs []string
-	if flagValue != "" {
-		dirs = []string{flagValue}
-	} else {
-		if p, err := exec.LookPath("initdb"); err == nil {
-			dirs = append(dirs, filepath.Dir(p))
-		}
-		versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-		slices.SortFunc(versions, func(a, b string) int { // newest first
-			va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-			vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-			return vb - va
-		})
-		dirs = append(dirs, versions...)
-	}
-	for _, d := range dirs {
-		if isExecutable(filepath.Join(d, "initdb")) && isExecutable(filepath.Join(d, "pg_ctl")) {
-			return d, nil
-		}
-	}
-	return "", errors.New("initdb and pg_ctl not found (pass -pg-bin, or -postgres-url to use a running server)")
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// unprivilegedCredential returns nil when not root, else the credential
-// and name of the postgres (or nobody) user: initdb refuses to run as root.
-func unprivilegedCredential() (*syscall.Credential, string, error) {
-	if os.Geteuid() != 0 {
-		return nil, "", nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil || uid == 0 {
-			continue
-		}
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, name, nil
-	}
-	return nil, "", errors.New("running as root, and neither a postgres nor a nobody user exists to run initdb as")
 }
 
 func lastLines(b []byte, n int) string {
