@@ -127,37 +127,26 @@ func (h *Handler) tryBatch(ctx context.Context, items []*item, idx []int) (culpr
 		return -1, unavailable, fmt.Errorf("batch of %d: mark processed: %w", len(idx), err)
 	}
 	if h.batchFn != nil {
-		evs := make([]event.Event, 0, len(idx))
-		for k, i := range idx {
-			if fresh[k] {
-				evs = append(evs, items[i].e)
+		if err := h.applyBatchFunc(ctx, tx, items, idx, fresh); err != nil {
+			if h.databaseGone(ctx, err) {
+				return -1, unavailable, err
 			}
+			return -1, failed, err // the batch's fault: handled one by one
 		}
-		if len(evs) > 0 {
-			if err := h.callBatch(ctx, tx, evs); err != nil {
+	} else {
+		for k, i := range idx {
+			it := items[i]
+			if !fresh[k] {
+				continue // handled before, or earlier in this batch
+			}
+			if err := h.call(ctx, tx, it.e); err != nil {
 				_ = tx.Rollback()
 				if h.databaseGone(ctx, err) {
-					return -1, unavailable, err
+					return i, unavailable, err
 				}
-				return -1, failed, fmt.Errorf("batch func on %d events: %w", len(evs), err)
+				it.tries++
+				return i, failed, err
 			}
-		}
-	}
-	for k, i := range idx {
-		if h.batchFn != nil {
-			break
-		}
-		it := items[i]
-		if !fresh[k] {
-			continue // handled before, or earlier in this batch
-		}
-		if err := h.call(ctx, tx, it.e); err != nil {
-			_ = tx.Rollback()
-			if h.databaseGone(ctx, err) {
-				return i, unavailable, err
-			}
-			it.tries++
-			return i, failed, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -171,6 +160,25 @@ func (h *Handler) tryBatch(ctx context.Context, items []*item, idx []int) (culpr
 	}
 	h.metrics.committed(ctx, n, len(idx)-n)
 	return -1, applied, nil
+}
+
+// applyBatchFunc calls the BatchFunc once with the batch's new events,
+// rolling tx back when it fails.
+func (h *Handler) applyBatchFunc(ctx context.Context, tx *sql.Tx, items []*item, idx []int, fresh []bool) error {
+	evs := make([]event.Event, 0, len(idx))
+	for k, i := range idx {
+		if fresh[k] {
+			evs = append(evs, items[i].e)
+		}
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := h.callBatch(ctx, tx, evs); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("batch func on %d events: %w", len(evs), err)
+	}
+	return nil
 }
 
 // markBatch marks items[idx...] processed in tx and reports, per index of

@@ -330,7 +330,7 @@ func (p *Projection) applyEvents(ctx context.Context, evs []event.Event, batch b
 			if p.cfg.Apply == nil {
 				return 0, false, err
 			}
-			n, moved, perr := p.applyEach(ctx, evs)
+			n, moved, perr := p.applyEvents(ctx, evs, false) // event by event, with Apply
 			if perr != nil {
 				return n, moved, errors.Join(err, perr)
 			}
@@ -366,12 +366,6 @@ func (p *Projection) commitBatch(ctx context.Context, tx *sql.Tx, evs []event.Ev
 	}
 	p.cursor = last
 	return len(evs), false, nil
-}
-
-// applyEach applies evs with Apply, one by one (the fallback after a
-// failed ApplyBatch), as apply does without ApplyBatch.
-func (p *Projection) applyEach(ctx context.Context, evs []event.Event) (int, bool, error) {
-	return p.applyEvents(ctx, evs, false)
 }
 
 // callBatch runs ApplyBatch, turning a panic into an error.
