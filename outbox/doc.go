@@ -21,20 +21,33 @@
 // In stream order: rows of one stream get increasing IDs in commit order
 // (the store locks the stream while appending), and the relay publishes
 // them in that order to one key. A Publisher does not send a message after
-// a failed one with the same key, and if the broker rejects a message on its
-// own (too large, bad topic) the row stays in the outbox, its stream's later
-// rows are held back, and the rest of the outbox keeps moving; the row is
-// tried again after PoisonBackoff.
+// a failed one with the same key, whether it failed before it was sent or
+// its acknowledgement never came, and the relay deletes, per stream, only
+// the rows before the stream's first failure; so a lost ack is retried
+// before anything later of its stream reaches the broker.
+//
+// A rejected row never holds back another stream: when the broker rejects
+// a message for good (too large, bad topic) the relay parks its row
+// (Store.Park: a table of its own, with the broker's error), logs it at
+// error level and counts it (cqrskit.outbox.parked). The stream's later
+// rows wait behind the parked one; every other stream goes on at full
+// speed. An operator lists, retries or discards parked rows with
+// `cqrskit outbox parked list|retry|discard` (ParkedStore).
 //
 // One active relay per outbox: a Leader (PostgreSQL advisory lock, SQLite
 // lease) elects it; other relay processes wait as hot standbys and take
-// over when its leadership ends.
+// over when its leadership ends. The relay confirms its lease before each
+// publish and before each delete, and bounds a publish by a time-based
+// lease's validity (ExpiringLease), so a relay that may have lost its
+// lease stops before its next publish or delete.
 //
 // Broker or database unavailable: the relay backs off exponentially
 // (MinBackoff to MaxBackoff), loses nothing, and resumes by itself.
 //
 // Woken by a Notifier (PostgreSQL LISTEN/NOTIFY, an in-process signal for
-// SQLite); polling is only the fallback.
+// SQLite); polling is only the fallback. After a batch that found rows the
+// relay looks again at once, so rows that committed during a publish do not
+// wait for a notification of their own.
 //
 // # Observability
 //
@@ -54,10 +67,12 @@
 // Metrics:
 //
 //	cqrskit.outbox.published     counter {event}  events published, acknowledged and deleted
-//	cqrskit.outbox.errors        counter {error}  failures, by cqrskit.operation: read, publish (per event), delete, leadership
+//	cqrskit.outbox.errors        counter {error}  failures, by cqrskit.operation: read, publish (per event), delete, leadership, park
 //	cqrskit.outbox.backlog       gauge   {event}  unpublished rows (Store.Stats)
 //	cqrskit.outbox.oldest_age    gauge   s        age of the oldest unpublished row; 0 when empty
 //	cqrskit.outbox.relay.active  gauge   {relay}  1 while this relay holds leadership, else 0
+//	cqrskit.outbox.parked        counter {event}  rows this relay parked (rejected by the broker for good)
+//	cqrskit.outbox.parked_rows   gauge   {event}  parked rows waiting for an operator (Store.Stats)
 //
 // The gauges are observed while Run runs, standbys included, with one
 // Store.Stats call per metrics collection and none in between.

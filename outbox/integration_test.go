@@ -2,11 +2,11 @@ package outbox_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,8 +276,8 @@ func TestRelayMachineNATS(t *testing.T) {
 	got.check(t, 5, 40)
 }
 
-// TestRelayRejectsOversizeAndGoesOn: a message over the server's limit
-// stays in the outbox with a clear error; the rest is relayed.
+// TestRelayNATSRejectsOversize: a message over the server's limit is
+// parked in SQLite with the broker's error; the rest is relayed.
 func TestRelayNATSRejectsOversize(t *testing.T) {
 	store := sqliteStore(t)
 	broker := natsBroker(t, testutil.NATS(t))
@@ -293,11 +293,9 @@ func TestRelayNATSRejectsOversize(t *testing.T) {
 	fill(t, store, 3, 5)
 	r, _ := startRelay(t, outbox.Config{Store: store, Publisher: broker, Logger: quiet, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	waitFor(t, "the other 15 events", func() bool { return got.total.Load() == 15 })
-	p, _ := r.Progress(t.Context())
-	if p.Backlog != 1 {
-		t.Errorf("backlog = %d, want the oversize event kept", p.Backlog)
-	}
-	if p.LastError == nil || !errors.Is(p.LastError, messagebus.ErrMessageTooLarge) {
-		t.Errorf("LastError = %v, want message too large", p.LastError)
+	waitFor(t, "the parked event", func() bool { p, _ := r.Progress(t.Context()); return p.Parked == 1 })
+	parked, err := store.Parked(t.Context(), 0, 10)
+	if err != nil || len(parked) != 1 || parked[0].Event.StreamID != "thing-big" || !strings.Contains(parked[0].Reason, "max_payload") {
+		t.Errorf("parked = %+v, %v; want the oversize event with the server's limit named", parked, err)
 	}
 }

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Leader elects the one active relay per outbox. store/postgres implements
@@ -15,12 +16,28 @@ type Leader interface {
 }
 
 // Lease is held by the active relay.
+//
+// The relay confirms its lease with Keep before it deletes what it
+// published, and before each publish unless the lease is an
+// ExpiringLease that is still valid long enough; a relay whose Keep fails
+// stops before its next publish or delete and stands by.
 type Lease interface {
 	// Keep confirms (and for time-based leases, extends) leadership. An
 	// error means leadership may be lost: the relay stops publishing.
 	Keep(ctx context.Context) error
 	// Release gives leadership up.
 	Release(ctx context.Context) error
+}
+
+// ExpiringLease is implemented by time-based leases (SQLite's lease row).
+// The relay bounds each publish by ValidUntil, so it never publishes or
+// deletes after its lease may have run out without first renewing it with
+// Keep; no standby can take over a lease before ValidUntil.
+type ExpiringLease interface {
+	Lease
+	// ValidUntil is the time until which no other relay can take the
+	// lease over, as of the last successful acquire or Keep.
+	ValidUntil() time.Time
 }
 
 // Notifier wakes the relay when new outbox rows commit, so it need not poll.

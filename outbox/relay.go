@@ -67,10 +67,6 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the exponential backoff after a broker
 	// or database error. Default to 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
-	// PoisonBackoff is how long a row the broker rejected on its own (too
-	// large, bad topic) waits before it is tried again, while the relay goes
-	// on with the rest. Defaults to 30s.
-	PoisonBackoff time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// TracerProvider receives the relay's spans (see the package
@@ -92,7 +88,7 @@ func (c Config) withDefaults() (Config, error) {
 	for name, v := range map[string]int64{
 		"BatchSize": int64(c.BatchSize), "PollInterval": int64(c.PollInterval),
 		"StandbyInterval": int64(c.StandbyInterval), "MinBackoff": int64(c.MinBackoff),
-		"MaxBackoff": int64(c.MaxBackoff), "PoisonBackoff": int64(c.PoisonBackoff),
+		"MaxBackoff": int64(c.MaxBackoff),
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("outbox relay: Config.%s = %d: must not be negative", name, v))
@@ -119,7 +115,6 @@ func (c Config) withDefaults() (Config, error) {
 	c.StandbyInterval = cmp.Or(c.StandbyInterval, time.Second)
 	c.MinBackoff = cmp.Or(c.MinBackoff, 100*time.Millisecond)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 10*time.Second)
-	c.PoisonBackoff = cmp.Or(c.PoisonBackoff, 30*time.Second)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
@@ -147,13 +142,12 @@ type Relay struct {
 	cfg Config
 	tel relayTelemetry
 
-	published  atomic.Int64
-	failed     atomic.Int64
-	active     atomic.Bool
-	lastErrMu  sync.Mutex
-	lastErr    error
-	poisonMu   sync.Mutex
-	poisonedAt map[int64]time.Time
+	published atomic.Int64
+	failed    atomic.Int64
+	parked    atomic.Int64
+	active    atomic.Bool
+	lastErrMu sync.Mutex
+	lastErr   error
 }
 
 // NewRelay validates cfg and returns a relay; call Run to start it.
@@ -162,7 +156,7 @@ func NewRelay(cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{cfg: cfg, tel: newRelayTelemetry(cfg.TracerProvider, cfg.MeterProvider), poisonedAt: map[int64]time.Time{}}, nil
+	return &Relay{cfg: cfg, tel: newRelayTelemetry(cfg.TracerProvider, cfg.MeterProvider)}, nil
 }
 
 // Progress is a snapshot of the relay's state.
@@ -173,9 +167,12 @@ type Progress struct {
 	Published int64
 	// Failed counts publish attempts that failed (per message).
 	Failed int64
-	// Backlog and OldestAt describe the outbox (see Stats).
+	// ParkedByRelay counts rows this relay parked.
+	ParkedByRelay int64
+	// Backlog, OldestAt and Parked describe the outbox (see Stats).
 	Backlog  int64
 	OldestAt time.Time
+	Parked   int64
 	// LastError is the most recent error, nil after a success.
 	LastError error
 }
@@ -196,7 +193,8 @@ func (r *Relay) Progress(ctx context.Context) (Progress, error) {
 	r.lastErrMu.Unlock()
 	return Progress{
 		Active: r.active.Load(), Published: r.published.Load(), Failed: r.failed.Load(),
-		Backlog: st.Backlog, OldestAt: st.OldestAt, LastError: last,
+		ParkedByRelay: r.parked.Load(), Backlog: st.Backlog, OldestAt: st.OldestAt, Parked: st.Parked,
+		LastError: last,
 	}, err
 }
 
@@ -269,17 +267,18 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 	bo.Reset()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	lastKeep := time.Now()
+	lc := newLeaseClock(lease)
 	for {
-		if time.Since(lastKeep) >= r.cfg.StandbyInterval/2 {
-			if err := lease.Keep(ctx); err != nil {
-				return fmt.Errorf("keep leadership: %w", err)
-			}
-			lastKeep = time.Now()
+		if err := lc.keepIfDue(ctx, r.cfg.StandbyInterval/2); err != nil {
+			return err
 		}
-		n, err := r.drainOnce(ctx)
+		n, err := r.drainOnce(ctx, lc)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var lost *leaseLostError
+		if errors.As(err, &lost) {
+			return err
 		}
 		var wait time.Duration
 		switch {
@@ -288,9 +287,12 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 			wait = bo.NextBackOff()
 			r.cfg.Logger.Warn("outbox relay: batch failed; rows stay in the outbox and will be retried",
 				"err", err, "retry_in", wait.Round(time.Millisecond))
-		case n == r.cfg.BatchSize:
+		case n > 0:
+			// Look again at once: more rows may be waiting, and rows that
+			// committed while this batch was published may not have sent a
+			// notification of their own (stores coalesce them).
 			bo.Reset()
-			continue // more rows are likely waiting
+			continue
 		default:
 			bo.Reset()
 			wait = r.cfg.PollInterval
@@ -317,11 +319,15 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 // DrainOnce publishes one batch and deletes what the broker acknowledged,
 // returning the number of rows read. It is Run's inner step, exported for
 // tools and tests that drive the relay by hand; it does not take leadership.
-func (r *Relay) DrainOnce(ctx context.Context) (int, error) { return r.drainOnce(ctx) }
+func (r *Relay) DrainOnce(ctx context.Context) (int, error) { return r.drainOnce(ctx, nil) }
 
-func (r *Relay) drainOnce(ctx context.Context) (_ int, err error) {
-	poisoned := r.poisonCount()
-	recs, err := r.cfg.Store.Pending(ctx, r.cfg.BatchSize+poisoned)
+// drainOnce reads one batch, publishes it and deletes, for each stream,
+// the rows up to the stream's first failure. A row the broker rejected for
+// good is parked. With a lease (nil from DrainOnce) it confirms leadership
+// before the publish and before the delete, and bounds the publish by the
+// lease's validity.
+func (r *Relay) drainOnce(ctx context.Context, lc *leaseClock) (_ int, err error) {
+	recs, err := r.cfg.Store.Pending(ctx, r.cfg.BatchSize)
 	if err != nil {
 		r.tel.failed(ctx, opRead, 1)
 		return 0, fmt.Errorf("read outbox: %w", err)
@@ -329,79 +335,126 @@ func (r *Relay) drainOnce(ctx context.Context) (_ int, err error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	now := time.Now()
-	batch := make([]Record, 0, len(recs))
-	msgs := make([]messagebus.Message, 0, len(recs))
-	blocked := map[string]bool{} // streams with a row held back: keep their order
-	for _, rec := range recs {
-		if len(batch) == r.cfg.BatchSize {
-			break
-		}
-		if r.isPoisoned(rec.ID, now) || blocked[rec.Event.StreamID] {
-			blocked[rec.Event.StreamID] = true
-			continue
-		}
-		batch = append(batch, rec)
-		msgs = append(msgs, Message(rec.Event, r.cfg.Topic(rec.Event)))
+	msgs := make([]messagebus.Message, len(recs))
+	for i, rec := range recs {
+		msgs[i] = Message(rec.Event, r.cfg.Topic(rec.Event))
 	}
-	if len(batch) == 0 {
-		return 0, nil
-	}
-	ctx, span := r.startDrainSpan(ctx, batch)
+	ctx, span := r.startDrainSpan(ctx, recs)
 	published := 0
 	defer func() { endDrainSpan(span, published, err) }()
-	spans := r.startPublishSpans(ctx, batch, msgs)
-	pubErr := r.cfg.Publisher.Publish(ctx, msgs...)
+	pubCtx := ctx
+	if lc != nil {
+		deadline, err := lc.confirm(ctx)
+		if err != nil {
+			return 0, err
+		}
+		var cancel context.CancelFunc
+		pubCtx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	spans := r.startPublishSpans(ctx, recs, msgs)
+	pubErr := r.cfg.Publisher.Publish(pubCtx, msgs...)
 	failed := map[int]error{}
 	if pubErr != nil {
 		var pe *messagebus.PublishError
 		if !errors.As(pubErr, &pe) {
 			endPublishSpans(spans, nil, pubErr)
-			r.failed.Add(int64(len(batch)))
-			r.tel.failed(ctx, opPublish, len(batch))
+			r.failed.Add(int64(len(recs)))
+			r.tel.failed(ctx, opPublish, len(recs))
 			return len(recs), fmt.Errorf("publish %d events (outbox rows %d..%d): %w",
-				len(batch), batch[0].ID, batch[len(batch)-1].ID, pubErr)
+				len(recs), recs[0].ID, recs[len(recs)-1].ID, pubErr)
 		}
 		for _, f := range pe.Failed {
 			failed[f.Index] = f.Err
 		}
 	}
 	endPublishSpans(spans, failed, nil)
-	done := make([]int64, 0, len(batch))
-	for i, rec := range batch {
-		ferr, ok := failed[i]
-		if !ok {
-			done = append(done, rec.ID)
-			continue
-		}
-		r.failed.Add(1)
-		r.tel.failed(ctx, opPublish, 1)
-		if isPermanent(ferr) {
-			r.poison(rec.ID, now)
-			r.cfg.Logger.Error("outbox relay: broker rejected an event; its row stays in the outbox and its stream waits",
-				"outbox_id", rec.ID, "event_id", rec.Event.ID, "stream", rec.Event.StreamID,
-				"type", rec.Event.Type, "err", ferr, "retry_in", r.cfg.PoisonBackoff)
+	done, park := r.settle(ctx, recs, failed)
+	// Deleting and parking must not be cut short by shutdown: the
+	// messages are already acknowledged (or rejected).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if lc != nil && (len(done) > 0 || len(park) > 0) {
+		if _, err := lc.confirm(wctx); err != nil {
+			return len(recs), fmt.Errorf("%w; %d published rows stay in the outbox for the next leader (the broker de-duplicates them)", err, len(done))
 		}
 	}
 	if len(done) > 0 {
-		// Deleting must not be cut short by shutdown: the messages are
-		// already acknowledged.
-		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := r.cfg.Store.Delete(delCtx, done); err != nil {
+		if err := r.cfg.Store.Delete(wctx, done); err != nil {
 			r.tel.failed(ctx, opDelete, 1)
 			return len(recs), fmt.Errorf("delete %d published outbox rows (they will be republished and de-duplicated by the broker): %w", len(done), err)
 		}
 		r.published.Add(int64(len(done)))
 		r.tel.published.Add(ctx, int64(len(done)))
 		published = len(done)
-		r.clearPoison(done)
 	}
-	if pubErr != nil {
-		return len(recs), fmt.Errorf("publish: %d of %d events stay in the outbox: %w", len(failed), len(batch), pubErr)
+	for _, p := range park {
+		if err := r.park(wctx, p.rec, p.err); err != nil {
+			return len(recs), err
+		}
+	}
+	if pubErr != nil && len(failed) > len(park) {
+		return len(recs), fmt.Errorf("publish: %d of %d events stay in the outbox: %w", len(failed)-len(park), len(recs), pubErr)
 	}
 	r.setErr(nil)
 	return len(recs), nil
+}
+
+type rejected struct {
+	rec Record
+	err error
+}
+
+// settle decides, from the per-message failures, which rows to delete and
+// which to park. Per stream only the rows before its first failure are
+// deleted: a Publisher must not send a message after a failed one with the
+// same key, and should one report a later message acknowledged anyway, its
+// row stays and is published again after the failed one (a duplicate the
+// consumers absorb) rather than leaving the stream reordered for good.
+func (r *Relay) settle(ctx context.Context, recs []Record, failed map[int]error) (done []int64, park []rejected) {
+	done = make([]int64, 0, len(recs))
+	var stopped map[string]bool // streams with a failed row in this batch
+	for i, rec := range recs {
+		stream := rec.Event.StreamID
+		ferr, bad := failed[i]
+		switch {
+		case bad:
+			r.failed.Add(1)
+			r.tel.failed(ctx, opPublish, 1)
+			if isPermanent(ferr) && !stopped[stream] {
+				park = append(park, rejected{rec, ferr})
+			}
+			if stopped == nil {
+				stopped = map[string]bool{}
+			}
+			stopped[stream] = true
+		case stopped[stream]:
+			r.cfg.Logger.Error("outbox relay: the publisher acknowledged a message after a failed one of the same stream; "+
+				"its row stays in the outbox and is published again in order",
+				"outbox_id", rec.ID, "event_id", rec.Event.ID, "stream", stream, "version", rec.Event.Version)
+		default:
+			done = append(done, rec.ID)
+		}
+	}
+	return done, park
+}
+
+// park moves a row the broker rejected for good out of the way of the
+// other streams. Its stream's later rows wait behind it until an operator
+// retries or discards it.
+func (r *Relay) park(ctx context.Context, rec Record, reason error) error {
+	if err := r.cfg.Store.Park(ctx, rec.ID, reason.Error()); err != nil {
+		r.tel.failed(ctx, opPark, 1)
+		return fmt.Errorf("park outbox row %d (event %s of stream %s), which the broker rejected (%v): %w",
+			rec.ID, rec.Event.ID, rec.Event.StreamID, reason, err)
+	}
+	r.parked.Add(1)
+	r.tel.parked.Add(ctx, 1)
+	r.cfg.Logger.Error("outbox relay: the broker rejected an event for good; it is parked and its stream waits behind it "+
+		"(cqrskit outbox parked list | retry | discard)",
+		"outbox_id", rec.ID, "event_id", rec.Event.ID, "stream", rec.Event.StreamID,
+		"version", rec.Event.Version, "type", rec.Event.Type, "err", reason)
+	return nil
 }
 
 // Message turns an event into the broker message the relay publishes: the
@@ -424,35 +477,4 @@ func (r *Relay) setErr(err error) {
 	r.lastErrMu.Lock()
 	r.lastErr = err
 	r.lastErrMu.Unlock()
-}
-
-func (r *Relay) poisonCount() int {
-	r.poisonMu.Lock()
-	defer r.poisonMu.Unlock()
-	return len(r.poisonedAt)
-}
-
-func (r *Relay) isPoisoned(id int64, now time.Time) bool {
-	r.poisonMu.Lock()
-	defer r.poisonMu.Unlock()
-	at, ok := r.poisonedAt[id]
-	if ok && now.Sub(at) >= r.cfg.PoisonBackoff {
-		delete(r.poisonedAt, id)
-		return false
-	}
-	return ok
-}
-
-func (r *Relay) poison(id int64, now time.Time) {
-	r.poisonMu.Lock()
-	r.poisonedAt[id] = now
-	r.poisonMu.Unlock()
-}
-
-func (r *Relay) clearPoison(ids []int64) {
-	r.poisonMu.Lock()
-	for _, id := range ids {
-		delete(r.poisonedAt, id)
-	}
-	r.poisonMu.Unlock()
 }

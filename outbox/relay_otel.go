@@ -31,6 +31,7 @@ const (
 	opPublish    = "publish"
 	opDelete     = "delete"
 	opLeadership = "leadership"
+	opPark       = "park"
 )
 
 // relayTelemetry holds a relay's tracer and instruments.
@@ -42,12 +43,14 @@ type relayTelemetry struct {
 	backlog   metric.Int64ObservableGauge
 	oldestAge metric.Float64ObservableGauge
 	active    metric.Int64ObservableGauge
+	parked    metric.Int64Counter
+	parkedNow metric.Int64ObservableGauge
 	errOps    map[string]metric.AddOption
 }
 
 func newRelayTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) relayTelemetry {
 	t := relayTelemetry{tracer: tp.Tracer(scopeName), meter: mp.Meter(scopeName)}
-	var errs [5]error
+	var errs [7]error
 	t.published, errs[0] = t.meter.Int64Counter("cqrskit.outbox.published",
 		metric.WithUnit("{event}"),
 		metric.WithDescription("Events the relay published, had acknowledged by the broker and deleted from the outbox."))
@@ -63,12 +66,18 @@ func newRelayTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) relayTe
 	t.active, errs[4] = t.meter.Int64ObservableGauge("cqrskit.outbox.relay.active",
 		metric.WithUnit("{relay}"),
 		metric.WithDescription("1 while this relay holds leadership and publishes, 0 while it stands by."))
+	t.parked, errs[5] = t.meter.Int64Counter("cqrskit.outbox.parked",
+		metric.WithUnit("{event}"),
+		metric.WithDescription("Events the broker rejected for good, which the relay parked; each holds its stream back until retried or discarded."))
+	t.parkedNow, errs[6] = t.meter.Int64ObservableGauge("cqrskit.outbox.parked_rows",
+		metric.WithUnit("{event}"),
+		metric.WithDescription("Parked outbox rows waiting for an operator (cqrskit outbox parked list | retry | discard)."))
 	if err := errors.Join(errs[:]...); err != nil {
 		otel.Handle(fmt.Errorf("outbox relay: create metrics: %w", err))
 		return newRelayTelemetry(tp, noop.NewMeterProvider())
 	}
 	t.errOps = map[string]metric.AddOption{}
-	for _, op := range []string{opRead, opPublish, opDelete, opLeadership} {
+	for _, op := range []string{opRead, opPublish, opDelete, opLeadership, opPark} {
 		t.errOps[op] = metric.WithAttributeSet(attribute.NewSet(attribute.String("cqrskit.operation", op)))
 	}
 	return t
@@ -94,13 +103,14 @@ func (r *Relay) registerGauges() (unregister func()) {
 			return nil
 		}
 		o.ObserveInt64(t.backlog, st.Backlog)
+		o.ObserveInt64(t.parkedNow, st.Parked)
 		var age float64
 		if !st.OldestAt.IsZero() {
 			age = max(0, time.Since(st.OldestAt).Seconds())
 		}
 		o.ObserveFloat64(t.oldestAge, age)
 		return nil
-	}, t.backlog, t.oldestAge, t.active)
+	}, t.backlog, t.oldestAge, t.active, t.parkedNow)
 	if err != nil {
 		otel.Handle(fmt.Errorf("outbox relay: register backlog gauges: %w", err))
 		return func() {}

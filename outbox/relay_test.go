@@ -235,8 +235,8 @@ func TestRelayKeepsRejectedRowAndGoesOn(t *testing.T) {
 	waitFor(t, "the other streams", func() bool { return got.total.Load() == 10 })
 	time.Sleep(50 * time.Millisecond)
 	st, err := store.Stats(t.Context())
-	if err != nil || st.Backlog != 2 {
-		t.Fatalf("outbox backlog = %d, %v; want the rejected event and the one after it in its stream", st.Backlog, err)
+	if err != nil || st.Backlog != 1 || st.Parked != 1 {
+		t.Fatalf("outbox stats = %+v, %v; want the rejected event parked and the one after it waiting", st, err)
 	}
 	got.mu.Lock()
 	if vs := got.byStream["thing-big"]; len(vs) != 0 {
@@ -244,8 +244,9 @@ func TestRelayKeepsRejectedRowAndGoesOn(t *testing.T) {
 	}
 	got.mu.Unlock()
 	p, _ := r.Progress(t.Context())
-	if !errors.Is(p.LastError, messagebus.ErrMessageTooLarge) {
-		t.Errorf("LastError = %v, want message too large", p.LastError)
+	parked, _ := store.Parked(t.Context(), 0, 10)
+	if p.ParkedByRelay != 1 || len(parked) != 1 || !strings.Contains(parked[0].Reason, "too large") {
+		t.Errorf("parked by relay = %d, parked = %+v; want the big event parked with the broker's reason", p.ParkedByRelay, parked)
 	}
 }
 
@@ -345,23 +346,36 @@ func TestMessageRoundTrip(t *testing.T) {
 	}
 }
 
-func TestRelayKeepsRowWithRejectedTopicAndGoesOn(t *testing.T) {
+func TestRelayParksRowWithRejectedTopicAndGoesOn(t *testing.T) {
 	store := memory.New()
 	broker := newBroker(t, busmem.Config{})
 	got := collect(t, broker, "thing")
-	bad := event.Event{StreamType: "bad type!", Type: "thing.odd", Data: []byte(`{}`)}
-	if _, err := store.Append(t.Context(), "odd-1", event.NoStream, []event.Event{bad}); err != nil {
+	if _, err := store.Append(t.Context(), "odd-1", event.NoStream, []event.Event{{StreamType: "thing", Type: "thing.odd", Data: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	fill(t, store, 2, 5)
-	r, _ := startRelay(t, outbox.Config{Store: store, Publisher: broker, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	topic := func(e event.Event) string {
+		if e.StreamID == "odd-1" {
+			return "bad type!"
+		}
+		return outbox.DefaultTopic(e)
+	}
+	r, _ := startRelay(t, outbox.Config{Store: store, Publisher: broker, Topic: topic, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	waitFor(t, "the valid events", func() bool { return got.total.Load() == 10 })
+	waitFor(t, "the parked row", func() bool { p, _ := r.Progress(t.Context()); return p.Parked == 1 })
 	p, _ := r.Progress(t.Context())
-	if p.Backlog != 1 {
-		t.Errorf("backlog = %d, want the event with the rejected topic kept", p.Backlog)
+	if p.Backlog != 0 || p.ParkedByRelay != 1 {
+		t.Errorf("backlog = %d, parked by relay = %d; want 0 and 1", p.Backlog, p.ParkedByRelay)
 	}
-	var ve *messagebus.ValidationError
-	if !errors.As(p.LastError, &ve) || ve.Field != "Topic" || ve.Value != "bad type!" {
-		t.Errorf("LastError = %v, want a validation error naming the topic", p.LastError)
+	parked, err := store.Parked(t.Context(), 0, 10)
+	if err != nil || len(parked) != 1 || parked[0].Event.StreamID != "odd-1" || !strings.Contains(parked[0].Reason, `"bad type!"`) {
+		t.Fatalf("parked = %+v, %v; want the odd-1 row with the broker's error naming the topic", parked, err)
 	}
+}
+
+// versions returns the versions of stream received so far, in order.
+func (c *collector) versions(stream string) []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.byStream[stream])
 }

@@ -27,6 +27,8 @@ type Store struct {
 	snapshots map[string]es.Snapshot
 	outbox    []outbox.Record
 	outboxSeq int64
+	// parked holds the records the broker rejected for good, in ID order.
+	parked    []outbox.ParkedRecord
 	listeners map[chan struct{}]struct{}
 	now       func() time.Time
 }

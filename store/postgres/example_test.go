@@ -59,6 +59,7 @@ func ExampleMigrationSQL() {
 	// CREATE TABLE IF NOT EXISTS cqrs.cqrs_dead_letters (
 	// CREATE TABLE IF NOT EXISTS cqrs.cqrs_checkpoints (
 	// CREATE TABLE IF NOT EXISTS cqrs.cqrs_relay_leases (
+	// CREATE TABLE IF NOT EXISTS cqrs.cqrs_outbox_parked (
 }
 
 // AppendTx commits the events, their outbox rows and the application's own

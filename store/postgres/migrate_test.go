@@ -10,7 +10,7 @@ import (
 	"github.com/cqrskit/cqrskit/testutil"
 )
 
-var allTables = []string{"streams", "events", "outbox", "snapshots", "processed", "dead_letters", "checkpoints", "relay_leases"}
+var allTables = []string{"streams", "events", "outbox", "snapshots", "processed", "dead_letters", "checkpoints", "relay_leases", "outbox_parked"}
 
 func TestMigrateTwiceIsANoOp(t *testing.T) {
 	t.Parallel()

@@ -31,6 +31,12 @@ const (
 	// reconnecting.
 	listenerMinBackoff = 100 * time.Millisecond
 	listenerMaxBackoff = 5 * time.Second
+	// listenerSettleInterval is how often a listener checks whether the
+	// transactions that were running at a notification have ended (see
+	// Listener, "Coalesced notifications"); listenerSettleLimit is how long
+	// it follows one before leaving it to the relays' polling.
+	listenerSettleInterval = 2 * time.Millisecond
+	listenerSettleLimit    = 10 * time.Second
 )
 
 // Listener wakes outbox relays when outbox rows commit: it implements
@@ -49,9 +55,19 @@ const (
 // are lost. A connection that has been silent for 30s is pinged, so one
 // that died without a word is replaced too.
 //
-// A wake-up means "look now", no more: the store coalesces notifications
-// (see the package documentation), so a relay must still re-check shortly
-// after draining and poll slowly as a fallback, as outbox.Relay does.
+// # Coalesced notifications
+//
+// The store coalesces notifications (see the package documentation): a
+// transaction that commits while another is committing its notification
+// sends none, and if it finishes committing after the relay has read the
+// outbox, nothing would wake the relay for its rows. So on every
+// notification the Listener first notes which transactions are in progress
+// (pg_snapshot_xip of its current snapshot; a skipped committer is among
+// them), then wakes the relays, then checks every 2ms which of those have
+// ended and wakes the relays again when some have. A committed row thus
+// waits for no poll interval, unless its transaction takes longer than 10s
+// to commit after the notification. A relay still polls slowly as the
+// fallback for a lost connection, as outbox.Relay does.
 //
 // Every append writes outbox rows, so a Listener also serves as a
 // projection.Notifier. There the wake-up is even less of a promise:
@@ -193,16 +209,34 @@ func (l *Listener) listen(ctx context.Context) (time.Duration, error) {
 	defer l.pid.Store(0)
 	// Rows may have committed while nobody listened.
 	l.wake()
+	var s settling
 	for {
-		wctx, cancel := context.WithTimeout(ctx, listenerHealthInterval)
+		wait := listenerHealthInterval
+		if s.active() {
+			wait = listenerSettleInterval
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
 		cancel()
 		switch {
 		case err == nil:
+			// Note the running transactions before waking: one that ends
+			// after the relays' read is then followed below.
+			if err := s.track(ctx, conn); err != nil {
+				return time.Since(since), err
+			}
 			l.wake()
 		case ctx.Err() != nil:
 			return time.Since(since), ctx.Err()
+		case timedOut && errors.Is(err, context.DeadlineExceeded) && s.active():
+			ended, err := s.check(ctx, conn)
+			if err != nil {
+				return time.Since(since), err
+			}
+			if ended {
+				l.wake()
+			}
 		case timedOut && errors.Is(err, context.DeadlineExceeded):
 			// Quiet for a while: make sure the connection is still there.
 			// A notification arriving during the ping is kept by pgx for
@@ -217,4 +251,53 @@ func (l *Listener) listen(ctx context.Context) (time.Duration, error) {
 			return time.Since(since), fmt.Errorf("wait for notifications: %w", err)
 		}
 	}
+}
+
+// settling follows the transactions that were in progress at a
+// notification until they end (see Listener, "Coalesced notifications").
+type settling struct {
+	xids  []string // xid8 values, as text
+	since time.Time
+}
+
+func (s *settling) active() bool { return len(s.xids) > 0 }
+
+// track adds the transactions in progress now.
+func (s *settling) track(ctx context.Context, conn *pgx.Conn) error {
+	var xids []string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(x::text), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) AS x`).Scan(&xids); err != nil {
+		return fmt.Errorf("list the transactions in progress: %w", err)
+	}
+	if len(xids) == 0 {
+		return nil
+	}
+	if !s.active() {
+		s.since = time.Now()
+	}
+	seen := make(map[string]bool, len(s.xids))
+	for _, x := range s.xids {
+		seen[x] = true
+	}
+	for _, x := range xids {
+		if !seen[x] {
+			s.xids = append(s.xids, x)
+		}
+	}
+	return nil
+}
+
+// check drops the followed transactions that have ended and reports
+// whether any had.
+func (s *settling) check(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var running []string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(x), '{}') FROM unnest($1::text[]) AS x
+		WHERE pg_xact_status(x::xid8) = 'in progress'`, s.xids).Scan(&running); err != nil {
+		return false, fmt.Errorf("check the transactions in progress: %w", err)
+	}
+	ended := len(running) < len(s.xids)
+	s.xids = running
+	if s.active() && time.Since(s.since) > listenerSettleLimit {
+		s.xids = nil // long transactions: the relays' polling covers them
+	}
+	return ended, nil
 }

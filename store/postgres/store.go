@@ -103,9 +103,9 @@ type queries struct {
 	appendAny, appendNoStream, appendStreamExists, appendExactly string
 	diagnose, streamVersion, streamExists                        string
 	load, readAll                                                string
-	pending, deleteOutbox, outboxStats                           string
 	saveSnapshot, loadSnapshot                                   string
 
+	outbox     outboxQueries     // outbox.go
 	handler    handlerQueries    // handler.go
 	checkpoint checkpointQueries // checkpoint.go
 }
@@ -128,9 +128,7 @@ func newQueries(cfg Config) queries {
 	q.streamExists = r.Replace(`SELECT EXISTS (SELECT 1 FROM {streams} WHERE stream_id = $1)`)
 	q.load = r.Replace(loadSQL)
 	q.readAll = r.Replace(readAllSQL)
-	q.pending = r.Replace(pendingSQL)
-	q.deleteOutbox = r.Replace(`DELETE FROM {outbox} WHERE id = ANY($1::bigint[])`)
-	q.outboxStats = r.Replace(`SELECT count(*), min(created_at) FROM {outbox}`)
+	q.outbox = newOutboxQueries(cfg)
 	q.saveSnapshot = r.Replace(saveSnapshotSQL)
 	q.loadSnapshot = r.Replace(`SELECT version, schema_version, data, created_at FROM {snapshots} WHERE stream_id = $1`)
 	q.handler = newHandlerQueries(cfg)

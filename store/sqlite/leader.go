@@ -24,9 +24,11 @@ type LeaderConfig struct {
 	// "outbox".
 	Name string
 	// TTL is how long leadership lasts without Keep; then a standby may
-	// take over. It must exceed the relay's keep interval (half its
-	// StandbyInterval, checked between batches) plus the longest batch
-	// publish. Defaults to 5s.
+	// take over. The relay renews the lease when half of it has passed and
+	// cuts a publish short a tenth of TTL before it runs out, so any TTL
+	// above the relay's keep interval (half its StandbyInterval) is safe; a
+	// longer one lets a batch publish for longer, a shorter one fails over
+	// sooner. Defaults to 5s.
 	TTL time.Duration
 	// Owner identifies this relay in the lease row. It must differ between
 	// processes; a process restarting with the Owner it had takes its
@@ -41,9 +43,11 @@ type LeaderConfig struct {
 // serves one relay.
 //
 // Leases are timed by each process's clock; processes sharing a SQLite file
-// share a machine, hence a clock. A relay paused for longer than TTL (a
-// stopped process) may publish alongside its successor until its next Keep
-// fails; the broker's de-duplication by event ID absorbs those duplicates.
+// share a machine, hence a clock. A lease is an outbox.ExpiringLease: the
+// relay bounds each publish to end before the lease runs out and renews it
+// (Keep) before a publish or delete once half of it has passed, so a relay
+// that was paused past its lease (a stopped process) finds out at that Keep
+// and stops before it publishes or deletes again.
 type Leader struct {
 	s     *Store
 	name  string
@@ -98,12 +102,24 @@ func (l *Leader) TryAcquire(ctx context.Context) (outbox.Lease, error) {
 		return nil, nil
 	}
 	l.held = true
-	return &lease{l: l}, nil
+	return &lease{l: l, validUntil: now.Add(l.ttl)}, nil
 }
 
 type lease struct {
-	l        *Leader
-	released bool
+	l          *Leader
+	released   bool
+	mu         sync.Mutex
+	validUntil time.Time // by this process's clock, taken before the write
+}
+
+var _ outbox.ExpiringLease = (*lease)(nil)
+
+// ValidUntil is when the lease runs out unless kept: until then no other
+// relay can take it over.
+func (ls *lease) ValidUntil() time.Time {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.validUntil
 }
 
 // Keep extends the lease by TTL, failing with ErrLeaseLost if it is no
@@ -111,14 +127,18 @@ type lease struct {
 func (ls *lease) Keep(ctx context.Context) error {
 	l := ls.l
 	table := l.s.prefix + "relay_leases"
+	now := time.Now()
 	n, err := l.s.execWrite(ctx, "UPDATE "+table+" SET expires_at = ? WHERE name = ? AND owner = ?",
-		time.Now().Add(l.ttl).UnixNano(), l.name, l.owner)
+		now.Add(l.ttl).UnixNano(), l.name, l.owner)
 	if err != nil {
 		return fmt.Errorf("keep relay lease %s: %w", l.name, l.s.explain(ctx, l.s.db, table, err))
 	}
 	if n == 0 {
 		return fmt.Errorf("keep relay lease %s as %s: %w", l.name, l.owner, ErrLeaseLost)
 	}
+	ls.mu.Lock()
+	ls.validUntil = now.Add(l.ttl)
+	ls.mu.Unlock()
 	return nil
 }
 

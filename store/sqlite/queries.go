@@ -47,9 +47,13 @@ func newQueries(p string) queries {
 			WHERE excluded.version >= {p}snapshots.version`),
 		loadSnapshot: r.Replace(`SELECT version, schema_version, data, created_at FROM {p}snapshots WHERE stream_id = ?`),
 
+		// Rows of a stream with a parked row wait behind it.
 		pending: r.Replace(`SELECT o.id, {ecols} FROM {p}outbox o
-			JOIN {p}events e ON e.position = o.event_position ORDER BY o.id LIMIT ?`),
-		outboxStats: r.Replace(`SELECT count(*), coalesce(min(created_at), 0) FROM {p}outbox`),
+			JOIN {p}events e ON e.position = o.event_position
+			WHERE NOT EXISTS (SELECT 1 FROM {p}outbox_parked p WHERE p.stream_id = e.stream_id)
+			ORDER BY o.id LIMIT ?`),
+		outboxStats: r.Replace(`SELECT count(*), coalesce(min(created_at), 0),
+			(SELECT count(*) FROM {p}outbox_parked) FROM {p}outbox`),
 	}
 }
 

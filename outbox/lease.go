@@ -1,0 +1,77 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// leaseLostError ends a term of leadership: the relay stops publishing and
+// stands by.
+type leaseLostError struct{ err error }
+
+func (e *leaseLostError) Error() string { return "keep leadership: " + e.err.Error() }
+func (e *leaseLostError) Unwrap() error { return e.err }
+
+// leaseClock keeps a relay's lease confirmed around each publish and
+// delete. For an ExpiringLease it renews when half of the lease's length
+// has passed and bounds each publish to end a margin before the lease may
+// run out, so a publish never outlives leadership; for other leases (the
+// PostgreSQL advisory lock) it confirms with Keep before each step.
+type leaseClock struct {
+	lease    Lease
+	expiring ExpiringLease // nil for leases without an expiry
+	length   time.Duration // the lease's length, measured at the last Keep
+	lastKeep time.Time
+}
+
+func newLeaseClock(l Lease) *leaseClock {
+	lc := &leaseClock{lease: l, lastKeep: time.Now()}
+	if el, ok := l.(ExpiringLease); ok {
+		lc.expiring = el
+		lc.length = time.Until(el.ValidUntil())
+	}
+	return lc
+}
+
+// keep renews the lease now.
+func (lc *leaseClock) keep(ctx context.Context) error {
+	if err := lc.lease.Keep(ctx); err != nil {
+		return &leaseLostError{err}
+	}
+	lc.lastKeep = time.Now()
+	if lc.expiring != nil {
+		lc.length = time.Until(lc.expiring.ValidUntil())
+	}
+	return nil
+}
+
+// keepIfDue renews the lease when every has passed since the last Keep.
+func (lc *leaseClock) keepIfDue(ctx context.Context, every time.Duration) error {
+	if time.Since(lc.lastKeep) < every {
+		return nil
+	}
+	return lc.keep(ctx)
+}
+
+// confirm makes sure the lease holds for the next step and returns when
+// that step must end: a margin (a tenth of the lease) before an expiring
+// lease may run out, else far in the future.
+func (lc *leaseClock) confirm(ctx context.Context) (time.Time, error) {
+	if lc.expiring == nil {
+		if err := lc.keep(ctx); err != nil {
+			return time.Time{}, err
+		}
+		return time.Now().Add(24 * time.Hour), nil
+	}
+	if time.Until(lc.expiring.ValidUntil()) < lc.length/2 {
+		if err := lc.keep(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
+	end := lc.expiring.ValidUntil().Add(-lc.length / 10)
+	if !time.Now().Before(end) {
+		return time.Time{}, &leaseLostError{fmt.Errorf("the lease runs out at %s, too soon to publish or delete", lc.expiring.ValidUntil().Format(time.RFC3339Nano))}
+	}
+	return end, nil
+}
