@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/postgres"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 	"github.com/cqrskit/cqrskit/testutil"
@@ -158,6 +159,7 @@ type db struct {
 type adminStore interface {
 	backend
 	Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error)
+	outbox.Store
 }
 
 // kinds are the databases every store-backed test runs against.
