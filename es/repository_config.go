@@ -2,8 +2,8 @@ package es
 
 import (
 	"cmp"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/cqrskit/cqrskit/event"
