@@ -27,9 +27,10 @@ type Store struct {
 }
 
 var (
-	_ event.TxStore    = (*Store)(nil)
-	_ es.SnapshotStore = (*Store)(nil)
-	_ outbox.Store     = (*Store)(nil)
+	_ event.TxStore      = (*Store)(nil)
+	_ es.SnapshotStore   = (*Store)(nil)
+	_ es.SnapshotTxStore = (*Store)(nil)
+	_ outbox.Store       = (*Store)(nil)
 )
 
 // ErrNotMigrated reports that the store's tables are missing.
