@@ -56,8 +56,9 @@ type Config struct {
 	// forever.
 	MaxAge time.Duration
 
-	// PublishTimeout bounds the wait for the acks of one Publish call.
-	// Defaults to 10 seconds.
+	// PublishTimeout bounds one Publish call: the wait for its acks,
+	// including those of a key's messages sent one after another. Defaults
+	// to 10 seconds.
 	PublishTimeout time.Duration
 
 	// MaxDeliveries is the subscriptions' default number of deliveries

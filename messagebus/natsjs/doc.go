@@ -17,8 +17,12 @@
 //
 // # Publishing
 //
-// Publish sends every message with PublishMsgAsync and Nats-Msg-Id set to
-// the message ID, then waits for all acks (PublishTimeout, ctx). The
+// Publish sends the messages with PublishMsgAsync and Nats-Msg-Id set to
+// the message ID, and waits for their acks (PublishTimeout, ctx). Keys are
+// pipelined, but a key has at most one unacknowledged message: its next
+// one is sent on the previous one's ack, and not at all after a failure,
+// so a lost or negative ack never lets a later message of the key be
+// stored before an earlier one. The
 // server drops a message whose ID it stored within the duplicate window
 // (2 minutes by default) and acknowledges it as a duplicate, so a relay
 // that republishes after a crash or a lost ack stores nothing twice. Sizes
