@@ -6,8 +6,10 @@
 // New connects (ConnectTimeout; the error names the URL, without its
 // password) and provisions one stream, "CQRSKIT" by default, that captures
 // <SubjectPrefix>.>: it is created with file storage, or an existing one is
-// given the subject and duplicate window it needs and keeps its other
-// settings. With UseExistingStream the stream is used exactly as it is.
+// given the subject it needs and a duplicate window of at least
+// DuplicateWindow; a longer window and its other settings are kept. With
+// UseExistingStream the stream is used exactly as it is. New logs a
+// warning when the stream's window is shorter than RetryHorizon.
 //
 // A message goes to <prefix>.<topic>.<key token>. The key token is the key
 // itself when it is a short word of ASCII letters, digits, '_' and '-' (a

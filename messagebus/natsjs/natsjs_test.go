@@ -378,6 +378,7 @@ func TestConfigValidation(t *testing.T) {
 		{"negative ack wait", natsjs.Config{AckWait: -time.Second}, "AckWait"},
 		{"tiny ack wait", natsjs.Config{AckWait: time.Millisecond}, "AckWait"},
 		{"negative retry delay", natsjs.Config{RetryDelay: -1}, "RetryDelay"},
+		{"negative retry horizon", natsjs.Config{RetryHorizon: -time.Second}, "RetryHorizon"},
 		{"negative max deliveries", natsjs.Config{MaxDeliveries: -1}, "MaxDeliveries"},
 		{"duplicate window over max age", natsjs.Config{MaxAge: time.Minute, DuplicateWindow: time.Hour}, "DuplicateWindow"},
 		{"replicas", natsjs.Config{Replicas: 9}, "Replicas"},
