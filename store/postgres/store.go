@@ -24,6 +24,7 @@ type Store struct {
 	log        *slog.Logger
 	migrations fstest.MapFS
 	q          queries
+	horizon    *horizonProbe // horizon.go
 }
 
 var (
@@ -50,7 +51,10 @@ func New(db *sql.DB, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, cfg: cfg, log: cfg.Logger, migrations: files, q: newQueries(cfg)}, nil
+	s := &Store{db: db, cfg: cfg, log: cfg.Logger, migrations: files, q: newQueries(cfg)}
+	s.horizon = newHorizonProbe(db, cfg, s.q)
+	registerHorizonGauge(s, cfg.MeterProvider, s.Table("events"))
+	return s, nil
 }
 
 // DB returns the database the store uses, for beginning the transactions
@@ -102,7 +106,7 @@ func uniqueViolation(err error) string {
 type queries struct {
 	appendAny, appendNoStream, appendStreamExists, appendExactly string
 	diagnose, streamVersion, streamExists                        string
-	load, readAll                                                string
+	load, readAll, horizonWaiting                                string
 	pending, deleteOutbox, outboxStats                           string
 	saveSnapshot, loadSnapshot                                   string
 
@@ -128,6 +132,7 @@ func newQueries(cfg Config) queries {
 	q.streamExists = r.Replace(`SELECT EXISTS (SELECT 1 FROM {streams} WHERE stream_id = $1)`)
 	q.load = r.Replace(loadSQL)
 	q.readAll = r.Replace(readAllSQL)
+	q.horizonWaiting = r.Replace(waitingSQL)
 	q.pending = r.Replace(pendingSQL)
 	q.deleteOutbox = r.Replace(`DELETE FROM {outbox} WHERE id = ANY($1::bigint[])`)
 	q.outboxStats = r.Replace(`SELECT count(*), min(created_at) FROM {outbox}`)
