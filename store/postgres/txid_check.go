@@ -113,6 +113,18 @@ type RebaseResult struct {
 	From, To uint64
 }
 
+// horizonOnlySQL is readAllSQL's horizon on its own: the smallest id of a
+// transaction running in this database (or unplaceable), else the next
+// id. Renumbered ids end below it, so that readers see them and every
+// transaction that may still write here sorts after them.
+const horizonOnlySQL = `SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))::text
+FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+WHERE NOT EXISTS (
+	SELECT 1 FROM pg_stat_activity a
+	WHERE a.backend_xid = x::xid
+	  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+)`
+
 // rebaseMargin is how far below the counter the renumbered ids end,
 // besides the transactions running during the rebase.
 const rebaseMargin = 16
@@ -139,14 +151,24 @@ func (s *Store) RebaseTxIDs(ctx context.Context, opts RebaseOptions) (RebaseResu
 		return RebaseResult{}, err // nil: nothing to do
 	}
 	res := RebaseResult{From: ahead.MaxStored}
-	var distinct int64
+	var (
+		distinct int64
+		horizon  string
+	)
 	if err := s.db.QueryRowContext(ctx, s.adminSQL(`SELECT count(DISTINCT tx_id) FROM {events}`)).Scan(&distinct); err != nil {
 		return RebaseResult{}, wrap("rebase transaction ids", err)
 	}
-	if need := distinct + rebaseMargin + 3 - int64(ahead.Next); need > 0 {
+	if err := s.db.QueryRowContext(ctx, horizonOnlySQL).Scan(&horizon); err != nil {
+		return RebaseResult{}, wrap("rebase transaction ids", err)
+	}
+	top, err := strconv.ParseInt(horizon, 10, 64)
+	if err != nil {
+		return RebaseResult{}, fmt.Errorf("rebase transaction ids: parse the horizon %q: %w", horizon, err)
+	}
+	if need := distinct + rebaseMargin + 3 - top; need > 0 {
 		if !opts.Advance {
 			return RebaseResult{}, fmt.Errorf("rebase transaction ids: %d distinct ids need to fit below the counter at %d: advance it by at least %d transactions (`cqrskit migrate rebase-txids --advance`, or pg_resetwal -x while the server is stopped): %w",
-				distinct, ahead.Next, need, ErrTxIDHeadroom)
+				distinct, top, need, ErrTxIDHeadroom)
 		}
 		if err := s.advanceTxIDs(ctx, need+rebaseMargin); err != nil {
 			return RebaseResult{}, err
@@ -202,8 +224,8 @@ func (s *Store) rebase(ctx context.Context, res *RebaseResult) error {
 	if _, err := exec(`LOCK TABLE {streams}, {events}, {checkpoints} IN EXCLUSIVE MODE`); err != nil {
 		return err
 	}
-	// Every transaction that could still write has an id >= xmin; the new
-	// ids end below it.
+	// Every transaction that could still write here has an id at or
+	// above the horizon; the new ids end below it.
 	if _, err := exec(`CREATE TEMP TABLE cqrskit_txid_map ON COMMIT DROP AS
 		SELECT tx_id AS old, row_number() OVER (ORDER BY tx_id) AS rank FROM (SELECT DISTINCT tx_id FROM {events}) d`); err != nil {
 		return err
@@ -211,17 +233,20 @@ func (s *Store) rebase(ctx context.Context, res *RebaseResult) error {
 	if _, err := exec(`CREATE UNIQUE INDEX ON cqrskit_txid_map (old)`); err != nil {
 		return err
 	}
-	var xmin string
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), pg_snapshot_xmin(pg_current_snapshot())::text FROM cqrskit_txid_map`).Scan(&res.Transactions, &xmin); err != nil {
+	var horizon string
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cqrskit_txid_map`).Scan(&res.Transactions); err != nil {
 		return wrap("rebase transaction ids", err)
 	}
-	top, err := strconv.ParseUint(xmin, 10, 64)
-	if err != nil {
-		return fmt.Errorf("rebase transaction ids: parse xmin %q: %w", xmin, err)
+	if err := tx.QueryRowContext(ctx, horizonOnlySQL).Scan(&horizon); err != nil {
+		return wrap("rebase transaction ids", err)
 	}
-	// New id = base + rank, the highest base + n <= xmin - margin; the
+	top, err := strconv.ParseInt(horizon, 10, 64)
+	if err != nil {
+		return fmt.Errorf("rebase transaction ids: parse the horizon %q: %w", horizon, err)
+	}
+	// New id = base + rank, the highest base + n <= horizon - margin; the
 	// lowest must stay above the special ids 0..2.
-	base := int64(top) - rebaseMargin - res.Transactions
+	base := top - rebaseMargin - res.Transactions
 	if base < 3 {
 		return fmt.Errorf("rebase transaction ids: %d distinct ids need to fit below %d: %w", res.Transactions, top, ErrTxIDHeadroom)
 	}
