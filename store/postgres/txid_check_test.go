@@ -159,8 +159,8 @@ func TestRebaseTxIDsAfterRestore(t *testing.T) {
 	}
 	// before: a1 | b1 | a2 a3 | b2 | c1, one transaction each.
 	saveCheckpointSQL(t, s, "exact", old[2].TxID, old[2].Position) // after a2
-	saveCheckpointSQL(t, s, "gap", old[4].TxID-1, 0)              // below b2's id: after a3
-	saveCheckpointSQL(t, s, "low", 5, 7)                          // below every id: from the start
+	saveCheckpointSQL(t, s, "gap", old[4].TxID-1, 0)               // below b2's id: after a3
+	saveCheckpointSQL(t, s, "low", 5, 7)                           // below every id: from the start
 	saveCheckpointSQL(t, s, "zero", 0, 0)
 
 	// A service starting on the restored database.
