@@ -31,6 +31,10 @@
 //	                           a SQLite file, and a --schema, if missing
 //	migrate status             list migrations, applied or pending (read only)
 //	migrate sql [--dialect D]  print the schema as SQL; no connection is made
+//	migrate rebase-txids [--advance]
+//	                           renumber stored transaction ids after a restore
+//	                           into another PostgreSQL cluster (Migrate refuses
+//	                           to start until then)
 //
 //	streams list [--after ID] [--limit N | --all]
 //	                           streams by ID with type, version, last write
@@ -53,6 +57,14 @@
 //
 //	projections status         checkpoints and their lag behind the log
 //	projections rebuild NAME (--reset-sql SQL | --no-reset) [--no-wait] [--timeout D]
+//
+//	doctor [--max-horizon-age D]
+//	                           check what stalls or misorders readers without an
+//	                           error: a transaction holding the read horizon,
+//	                           stored transaction ids ahead of the cluster's,
+//	                           idle_in_transaction_session_timeout, stale
+//	                           prepared transactions; OK/WARN/FAIL each, exit 1
+//	                           on FAIL
 //
 // # What the CLI cannot do: run your code
 //

@@ -65,7 +65,7 @@ connection is made) or --dialect.`,
 		RunE: func(*cobra.Command, []string) error { return a.migrateSQL(dialect) },
 	}
 	sql.Flags().StringVar(&dialect, "dialect", "", "postgres or sqlite (default: from --db)")
-	return group("migrate", "Create, inspect or print the cqrskit schema", up, status, sql)
+	return group("migrate", "Create, inspect or print the cqrskit schema", up, status, sql, a.rebaseCommand())
 }
 
 func (a *app) migrateUp(ctx context.Context) error {

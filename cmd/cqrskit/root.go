@@ -107,6 +107,7 @@ Exit codes: 0 success, 1 the command failed, 2 the command line is wrong.`,
 		a.outboxCommand(),
 		a.deadLettersCommand(),
 		a.projectionsCommand(),
+		a.doctorCommand(),
 	)
 	return root
 }

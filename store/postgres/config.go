@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Config configures a Store. The zero value means defaults.
@@ -25,6 +29,17 @@ type Config struct {
 	// Logger receives migration and diagnostic logs. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// HorizonWarnAfter is how old the read horizon (the oldest running
+	// transaction that holds ReadAll back, see Store.ReadHorizon) may get
+	// before a ReadAll that caught up logs a warning naming the backend
+	// that holds it. The check runs at most every 10 s, and only after a
+	// read that returned fewer events than asked for. Negative disables
+	// it. Defaults to 30 s.
+	HorizonWarnAfter time.Duration
+	// MeterProvider receives the cqrskit.postgres.read_horizon.age gauge,
+	// observed (one query) only when a metrics reader collects. Defaults
+	// to otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
 }
 
 const maxPrefixLen = 38
@@ -41,6 +56,10 @@ func (c Config) withDefaults() (Config, error) {
 	c.TablePrefix = cmp.Or(c.TablePrefix, DefaultTablePrefix)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	c.HorizonWarnAfter = cmp.Or(c.HorizonWarnAfter, DefaultHorizonWarnAfter)
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
 	}
 	var errs []error
 	if c.Schema != "" {

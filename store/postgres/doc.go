@@ -53,8 +53,49 @@
 // (tx_id, position). Any event that commits later has a tx_id at or above
 // that horizon, so it sorts after everything already returned, and a
 // reader holding an event.Cursor never skips it. The price is latency: a
-// long transaction anywhere on the server holds the horizon, and so new
-// events, back until it ends.
+// long transaction in the database (or a prepared one anywhere on the
+// server) holds the horizon, and so new events, back until it ends.
+//
+// # A transaction left open stalls every reader
+//
+// A session that took a transaction id (wrote anything, or called
+// pg_current_xact_id) and then idles in its transaction (a forgotten BEGIN
+// in psql, a pool that leaks a transaction, a debugger paused mid-request)
+// holds the horizon: ReadAll returns nothing committed after it, and
+// projections and catch-up readers stop, without an error, until it ends.
+// A prepared transaction (PREPARE TRANSACTION, max_prepared_transactions >
+// 0) does the same until COMMIT PREPARED or ROLLBACK PREPARED, and
+// survives restarts.
+//
+// Set idle_in_transaction_session_timeout so that PostgreSQL ends such
+// sessions, for the application's role or the database, for example
+//
+//	ALTER ROLE app SET idle_in_transaction_session_timeout = '60s';
+//	ALTER DATABASE shop SET idle_in_transaction_session_timeout = '60s';
+//
+// (a service's own transactions must stay below it), and keep
+// max_prepared_transactions at 0 unless a transaction manager needs it.
+// Store.ReadHorizon names the transactions that hold the horizon (pid,
+// application, client, state, start, last query; or the prepared
+// transaction's gid) and how many committed events wait behind them; the
+// cqrskit.postgres.read_horizon.age gauge reports the age; a ReadAll that
+// caught up logs a warning naming the blocker when it is older than
+// Config.HorizonWarnAfter (30 s); and `cqrskit doctor` checks all of it.
+//
+// # Restoring into another cluster
+//
+// Transaction ids belong to a cluster. pg_dump and pg_restore (or a
+// logical copy) carry the stored ids into a cluster whose counter is
+// usually far lower: the restored events are above the horizon, and new
+// events get lower ids and sort before them, so readers would skip them.
+// Migrate (and Store.CheckTxIDs, and `cqrskit doctor`) detects stored ids
+// at or above the counter and refuses with ErrTxIDsAhead. With writers
+// and readers stopped, Store.RebaseTxIDs (`cqrskit migrate rebase-txids`)
+// renumbers them below the counter, keeping their order, stream rows and
+// checkpoints; with more distinct ids than the counter has below it,
+// RebaseOptions.Advance (`--advance`) first consumes ids, or pg_resetwal
+// -x can move the counter of a stopped server. pg_upgrade and physical
+// replicas keep the counter and need none of this.
 //
 // Load reads a stream in batches of 1,000 events by (stream_id, version),
 // holding no connection while the caller handles them.

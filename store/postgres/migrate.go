@@ -135,7 +135,8 @@ func (s *Store) MigrationSQL() string { return migrationSQL(s.cfg, s.migrations)
 // Migrate applies the embedded migrations that the database lacks, under a
 // session advisory lock so that processes starting together take turns.
 // Applying them again is a no-op. The cqrskit CLI's "migrate up" does the
-// same.
+// same. Migrate then runs CheckTxIDs and returns its error (errors.Is
+// ErrTxIDsAhead) when the data was restored from another cluster.
 func (s *Store) Migrate(ctx context.Context) error {
 	lockID := lockKey("cqrskit.migrate:" + s.cfg.Schema + "." + s.cfg.TablePrefix)
 	if s.cfg.Schema != "" {
@@ -160,6 +161,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate schema %q, table prefix %q: %w", s.cfg.Schema, s.cfg.TablePrefix, err)
+	}
+	// A database restored from another cluster would lose new events to
+	// catch-up readers (txid_check.go): refuse to start on it.
+	if err := s.CheckTxIDs(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

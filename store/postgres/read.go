@@ -97,6 +97,9 @@ func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]e
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("read all after (tx %d, position %d)", after.TxID, after.Position), err)
 	}
+	if len(events) < limit {
+		s.horizon.check(ctx) // horizon.go: warns when a long transaction holds readers back
+	}
 	return events, nil
 }
 

@@ -24,6 +24,7 @@ type Store struct {
 	log        *slog.Logger
 	migrations fstest.MapFS
 	q          queries
+	horizon    *horizonProbe // horizon.go
 }
 
 var (
@@ -51,7 +52,10 @@ func New(db *sql.DB, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, cfg: cfg, log: cfg.Logger, migrations: files, q: newQueries(cfg)}, nil
+	s := &Store{db: db, cfg: cfg, log: cfg.Logger, migrations: files, q: newQueries(cfg)}
+	s.horizon = newHorizonProbe(db, cfg, s.q)
+	registerHorizonGauge(s, cfg.MeterProvider, s.Table("events"))
+	return s, nil
 }
 
 // DB returns the database the store uses, for beginning the transactions
@@ -113,7 +117,7 @@ func uniqueViolation(err error) string {
 type queries struct {
 	appendAny, appendNoStream, appendStreamExists, appendExactly string
 	diagnose, streamVersion, streamExists                        string
-	load, readAll                                                string
+	load, readAll, horizonWaiting                                string
 	saveSnapshot, loadSnapshot                                   string
 
 	outbox     outboxQueries     // outbox.go
@@ -139,6 +143,7 @@ func newQueries(cfg Config) queries {
 	q.streamExists = r.Replace(`SELECT EXISTS (SELECT 1 FROM {streams} WHERE stream_id = $1)`)
 	q.load = r.Replace(loadSQL)
 	q.readAll = r.Replace(readAllSQL)
+	q.horizonWaiting = r.Replace(waitingSQL)
 	q.outbox = newOutboxQueries(cfg)
 	q.saveSnapshot = r.Replace(saveSnapshotSQL)
 	q.loadSnapshot = r.Replace(`SELECT version, schema_version, data, created_at FROM {snapshots} WHERE stream_id = $1`)
