@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cqrskit/cqrskit/es"
@@ -31,22 +30,6 @@ func (c *counter) Apply(data any) error {
 	return fmt.Errorf("counter: unexpected event %T", data)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // UpdateTx takes its snapshot in the caller's transaction: stored on
 // commit, gone on rollback.
