@@ -106,17 +106,20 @@ type inflight struct {
 // abandon records the outcome of each message in flight: err for those
 // without an ack yet. Their keys' held messages fail too.
 func (b *Broker) abandon(batch *pubbatch.Batch, fifo []inflight, err error) {
+	notSent := fmt.Errorf("not sent, waiting for the ack of an earlier message with its key: %w", err)
 	for _, in := range fifo {
 		select {
 		case <-in.f.Ok():
-			batch.Done(in.i, nil) // a held message behind it stays unsent
+			if next, ok := batch.Done(in.i, nil); ok {
+				batch.Fail(next, notSent) // released, but no longer sent
+			}
 		case e := <-in.f.Err():
 			batch.Done(in.i, b.ackErr(in.f.Msg(), e))
 		default:
 			batch.Done(in.i, err)
 		}
 	}
-	batch.FailHeld(fmt.Errorf("not sent, waiting for the ack of an earlier message with its key: %w", err))
+	batch.FailHeld(notSent)
 }
 
 func (b *Broker) natsMsg(m messagebus.Message) *nats.Msg {

@@ -73,7 +73,8 @@ func (b *Batch) Prepare(i int) bool {
 
 // Done records the outcome of the sent msgs[i]: acknowledged if err is
 // nil, else failed, which blocks its key. It returns the key's next held
-// message, which the caller passes to Next and sends.
+// message, which is no longer held: the caller passes it to Next and sends
+// it, or fails it.
 func (b *Batch) Done(i int, err error) (next int, ok bool) {
 	if err != nil {
 		b.Reject(i, err)
