@@ -86,7 +86,9 @@ func (h *Handler) batch(ctx context.Context, items []*item, report func(i int, e
 	}
 	bad := items[culprit]
 	bad.err = err
-	h.noteFailure(bad.e.ID)
+	if bad.kind == kindFunc {
+		h.noteFailure(bad.e.ID)
+	}
 	h.log.WarnContext(ctx, "handler: batch rolled back; handling its events one at a time",
 		h.attrs(bad, slog.Int("batch", len(good)), slog.Any("err", err))...)
 	others := slices.DeleteFunc(slices.Clone(good), func(i int) bool { return i == culprit })
@@ -105,7 +107,9 @@ func (h *Handler) tryEach(ctx context.Context, items []*item, idx []int, report 
 			report(i, nil)
 		case failed:
 			it.err = err
-			h.noteFailure(it.e.ID)
+			if it.kind == kindFunc {
+				h.noteFailure(it.e.ID)
+			}
 			alone = append(alone, i)
 		default:
 			report(i, h.unavailable(ctx, it, err))
@@ -128,7 +132,7 @@ func (h *Handler) tryBatch(ctx context.Context, items []*item, idx []int) (culpr
 	}
 	if h.batchFn != nil {
 		if err := h.applyBatchFunc(ctx, tx, items, idx, fresh); err != nil {
-			if h.databaseGone(ctx, err) {
+			if ctx.Err() != nil {
 				return -1, unavailable, err
 			}
 			return -1, failed, err // the batch's fault: handled one by one
@@ -141,10 +145,10 @@ func (h *Handler) tryBatch(ctx context.Context, items []*item, idx []int) (culpr
 			}
 			if err := h.call(ctx, tx, it.e); err != nil {
 				_ = tx.Rollback()
-				if h.databaseGone(ctx, err) {
+				if ctx.Err() != nil {
 					return i, unavailable, err
 				}
-				it.tries++
+				h.failedTry(it, err)
 				return i, failed, err
 			}
 		}

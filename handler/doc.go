@@ -51,11 +51,32 @@
 // database is the problem, not the event: Handle returns the error (with a
 // retry delay that grows with Delivery.Attempt) and nothing is
 // acknowledged, dead-lettered or lost; the message comes back until the
-// database does. Func errors caused by a dead connection (driver.ErrBadConn,
-// sql.ErrConnDone) or by ctx ending count the same way. A dead letter is
-// only acknowledged once it is stored; if storing it fails the message
-// stays with the broker. A commit that fails may have committed all the
-// same: the mark makes the next try find out.
+// database does. A Func error that is the database's passing fault counts
+// the same way: a dead connection (driver.ErrBadConn, sql.ErrConnDone), a
+// network error (net.Error), an expired deadline (context.DeadlineExceeded),
+// and whatever the Store's TransientClassifier recognises — for
+// PostgreSQL a serialization failure (40001), a deadlock (40P01), a lost
+// connection (class 08, a backend terminated: 57P01), a lock or statement
+// timeout; for SQLite SQLITE_BUSY and SQLITE_LOCKED. Such a try is retried
+// with the policy's backoff, InProcess times per delivery and then by
+// redelivery, and does not count towards MaxAttempts: it never sends the
+// event to the dead letters, and the deliveries it cost are left out of
+// the attempt count (as far as this process saw them). Each is logged as a
+// warning saying what to check. An error wrapped with Permanent is always
+// the Func's. A dead letter is only acknowledged once it is stored; if
+// storing it fails the message stays with the broker. A commit that fails
+// may have committed all the same: the mark makes the next try find out.
+//
+// # Unknown event types
+//
+// In a rolling deploy a newer producer emits event types (or schema
+// versions of a type, see For) that an older consumer's registry lacks.
+// A Func error satisfying errors.Is(err, event.ErrUnknownEventType), as
+// event.Registry.Decode returns, is by default retried like a database
+// failure — not counted, never dead-lettered, never skipped — until a
+// binary that knows the type handles it; the subscription waits behind it
+// meanwhile. WithUnknownEvents(DeadLetterUnknownEvents) dead-letters such
+// events at once instead; replay them after the deploy.
 //
 // # Dead letters
 //
@@ -138,6 +159,6 @@
 // Metrics, each with cqrskit.handler (the handler's name):
 //
 //	cqrskit.handler.processed      counter {event}  committed, by cqrskit.outcome: applied, duplicate
-//	cqrskit.handler.retries        counter {retry}  failed tries to be tried again, by cqrskit.cause: func, database
+//	cqrskit.handler.retries        counter {retry}  failed tries to be tried again, by cqrskit.cause: func, database, unknown_type
 //	cqrskit.handler.dead_lettered  counter {event}  messages stored as dead letters
 package handler

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,9 +53,11 @@ type Handler struct {
 	random  func() float64
 	tracer  trace.Tracer
 	metrics handlerMetrics
+	unknown UnknownEvents
 
 	failMu   sync.Mutex
 	failedAt map[uuid.UUID]time.Time // first failure of events still failing
+	held     map[uuid.UUID]int       // deliveries of an event handed back for the database's fault
 }
 
 // Idempotent returns a Handler named name that applies each event to fn
@@ -92,6 +93,9 @@ func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, er
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if c.unknown != RetryUnknownEvents && c.unknown != DeadLetterUnknownEvents {
+		errs = append(errs, fmt.Errorf("handler: WithUnknownEvents(%d): want RetryUnknownEvents or DeadLetterUnknownEvents", c.unknown))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -107,7 +111,9 @@ func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, er
 		random:   c.random,
 		tracer:   c.tp.Tracer(scopeName),
 		metrics:  newHandlerMetrics(c.mp, name),
+		unknown:  c.unknown,
 		failedAt: map[uuid.UUID]time.Time{},
+		held:     map[uuid.UUID]int{},
 	}, nil
 }
 
@@ -149,8 +155,10 @@ type item struct {
 	d     messagebus.Delivery
 	e     event.Event
 	bad   error // the message is not an event: dead-letter it
-	tries int   // Func tries in this delivery
+	tries int   // Func tries in this delivery that count towards MaxAttempts
+	held  int   // tries in this delivery that failed for the database's fault, or on an unknown type
 	err   error // the last try's Func error, nil before the first failure
+	kind  kind  // whose fault err is
 }
 
 func (h *Handler) newItem(d messagebus.Delivery) *item {
@@ -186,19 +194,25 @@ func messageEventID(id string) uuid.UUID {
 }
 
 // attempt numbers the item's latest try over all deliveries. Earlier
-// deliveries are counted as InProcess tries each, so it can run ahead of
-// the real count (deliveries that met a database outage, NATS deliveries
-// the handler never saw) or behind it (Kafka restarts Attempt at 1 after a
-// rebalance).
+// deliveries are counted as InProcess tries each, except those this
+// process handed back for the database's fault or an unknown event type,
+// so it can run ahead of the real count (such deliveries another process
+// saw, NATS deliveries the handler never saw) or behind it (Kafka restarts
+// Attempt at 1 after a rebalance).
 func (h *Handler) attempt(it *item) int {
-	return (max(it.d.Attempt, 1)-1)*h.policy.InProcess + it.tries
+	earlier := max(it.d.Attempt, 1) - 1 - h.heldDeliveries(it.e.ID)
+	return max(earlier, 0)*h.policy.InProcess + it.tries
 }
 
 // retry tries it until it takes effect, is dead-lettered, or goes back to
 // the broker. it may have failed a try already (in a batch).
 func (h *Handler) retry(ctx context.Context, it *item) error {
 	for {
-		if it.err != nil {
+		if it.err != nil && it.kind != kindFunc {
+			if err := h.hold(ctx, it); err != nil {
+				return err
+			}
+		} else if it.err != nil {
 			n := h.attempt(it)
 			if errors.Is(it.err, ErrPermanent) || errors.Is(it.err, event.ErrDecode) || h.policy.exhausted(n) {
 				return h.deadLetter(ctx, it, it.err, n)
@@ -222,11 +236,45 @@ func (h *Handler) retry(ctx context.Context, it *item) error {
 			return nil
 		case failed:
 			it.err = err
-			h.noteFailure(it.e.ID)
+			if it.kind == kindFunc {
+				h.noteFailure(it.e.ID)
+			}
 		default:
 			return h.unavailable(ctx, it, err)
 		}
 	}
+}
+
+// hold prepares the next try of it after a failure that is not the
+// event's fault: the database's (a dead connection, a deadlock, a
+// serialization failure), or an event type this binary does not know.
+// Such tries do not count towards MaxAttempts and never dead-letter; after
+// InProcess of them in one delivery the message goes back to the broker.
+// A non-nil error ends the delivery with it.
+func (h *Handler) hold(ctx context.Context, it *item) error {
+	it.held++
+	wait := h.policy.delay((max(it.d.Attempt, 1)-1)*h.policy.InProcess+it.held, h.random())
+	msg := "handler: database failure, not counted as an attempt"
+	check := "check the database: connections and server restarts, deadlocks and serialization failures (lock contention)"
+	cause := h.metrics.retryDB
+	if it.kind == kindUnknown {
+		msg = "handler: event type unknown to this binary, not counted as an attempt"
+		check = "deploy the consumer with the event type registered, or use handler.WithUnknownEvents(handler.DeadLetterUnknownEvents)"
+		cause = h.metrics.retryUnknown
+	}
+	h.metrics.retries.Add(ctx, 1, cause)
+	attrs := h.attrs(it, slog.Int("try", it.held), slog.Duration("retry_in", wait),
+		slog.String("check", check), slog.Any("err", it.err))
+	if it.held >= h.policy.InProcess {
+		h.noteHeld(it.e.ID)
+		h.log.WarnContext(ctx, msg+"; the broker will deliver it again", attrs...)
+		return messagebus.RetryAfter(h.wrap(it, it.err), wait)
+	}
+	h.log.WarnContext(ctx, msg+"; retrying", attrs...)
+	if err := h.sleep(ctx, wait); err != nil {
+		return h.wrap(it, fmt.Errorf("wait to retry: %w (after: %w)", err, it.err))
+	}
+	return nil
 }
 
 // outcome is the result of one try.
@@ -258,10 +306,10 @@ func (h *Handler) try(ctx context.Context, it *item) (outcome, error) {
 	}
 	if err := h.call(ctx, tx, it.e); err != nil {
 		_ = tx.Rollback()
-		if h.databaseGone(ctx, err) {
+		if ctx.Err() != nil {
 			return unavailable, err
 		}
-		it.tries++
+		h.failedTry(it, err)
 		return failed, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -300,10 +348,12 @@ func (h *Handler) callBatch(ctx context.Context, tx *sql.Tx, evs []event.Event) 
 	return h.batchFn(ctx, tx, evs)
 }
 
-// databaseGone reports a Func error that is the connection's or the
-// context's fault, not the event's: it is retried and never dead-lettered.
-func (h *Handler) databaseGone(ctx context.Context, err error) bool {
-	return ctx.Err() != nil || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)
+// failedTry records a failed Func try of it: whose fault it is, and a
+// counted try when it is the event's.
+func (h *Handler) failedTry(it *item, err error) {
+	if it.kind = h.classify(err); it.kind == kindFunc {
+		it.tries++
+	}
 }
 
 // unavailable hands the message back to the broker after a database
@@ -314,6 +364,7 @@ func (h *Handler) unavailable(ctx context.Context, it *item, err error) error {
 		return err
 	}
 	wait := h.policy.delay(max(it.d.Attempt, 1), h.random())
+	h.noteHeld(it.e.ID)
 	h.metrics.retries.Add(ctx, 1, h.metrics.retryDB)
 	h.log.WarnContext(ctx, "handler: database unavailable; the message stays with the broker",
 		h.attrs(it, slog.Duration("retry_in", wait), slog.Any("err", err))...)
@@ -412,7 +463,28 @@ func (h *Handler) firstFailure(id uuid.UUID, now time.Time) time.Time {
 func (h *Handler) forgetFailure(id uuid.UUID) {
 	h.failMu.Lock()
 	delete(h.failedAt, id)
+	delete(h.held, id)
 	h.failMu.Unlock()
+}
+
+// noteHeld counts a delivery of an event handed back to the broker for a
+// failure that was not the event's, so attempt does not count it.
+func (h *Handler) noteHeld(id uuid.UUID) {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	if _, ok := h.held[id]; !ok && len(h.held) >= maxTrackedFailures {
+		for k := range h.held { // drop an arbitrary one
+			delete(h.held, k)
+			break
+		}
+	}
+	h.held[id]++
+}
+
+func (h *Handler) heldDeliveries(id uuid.UUID) int {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	return h.held[id]
 }
 
 // startSpan starts a consumer span, a child of the trace context in

@@ -24,6 +24,7 @@ type handlerMetrics struct {
 
 	applied, duplicate metric.AddOption // processed, by outcome
 	retryFunc, retryDB metric.AddOption // retries, by cause
+	retryUnknown       metric.AddOption
 	named              metric.AddOption // the handler name alone
 }
 
@@ -36,7 +37,7 @@ func newHandlerMetrics(mp metric.MeterProvider, name string) handlerMetrics {
 		metric.WithDescription("Events a handler committed (outcome applied) or skipped as handled before (outcome duplicate)."))
 	hm.retries, errs[1] = m.Int64Counter("cqrskit.handler.retries",
 		metric.WithUnit("{retry}"),
-		metric.WithDescription("Failed tries that will be tried again, in process or by redelivery; cause func (the handler failed) or database."))
+		metric.WithDescription("Failed tries that will be tried again, in process or by redelivery; cause func (the handler failed), database, or unknown_type (an event type the binary does not know)."))
 	hm.deadLettered, errs[2] = m.Int64Counter("cqrskit.handler.dead_lettered",
 		metric.WithUnit("{event}"),
 		metric.WithDescription("Messages a handler gave up on and stored as dead letters."))
@@ -50,6 +51,7 @@ func newHandlerMetrics(mp metric.MeterProvider, name string) handlerMetrics {
 	}
 	hm.applied, hm.duplicate = set("cqrskit.outcome", "applied"), set("cqrskit.outcome", "duplicate")
 	hm.retryFunc, hm.retryDB = set("cqrskit.cause", "func"), set("cqrskit.cause", "database")
+	hm.retryUnknown = set("cqrskit.cause", "unknown_type")
 	hm.named = metric.WithAttributeSet(attribute.NewSet(h))
 	return hm
 }

@@ -18,14 +18,15 @@ import (
 type Option func(*config)
 
 type config struct {
-	policy RetryPolicy
-	logger *slog.Logger
-	now    func() time.Time
-	sleep  func(ctx context.Context, d time.Duration) error
-	random func() float64
-	tp     trace.TracerProvider
-	mp     metric.MeterProvider
-	batch  BatchFunc
+	policy  RetryPolicy
+	logger  *slog.Logger
+	now     func() time.Time
+	sleep   func(ctx context.Context, d time.Duration) error
+	random  func() float64
+	tp      trace.TracerProvider
+	mp      metric.MeterProvider
+	batch   BatchFunc
+	unknown UnknownEvents
 }
 
 func defaultConfig() config {
