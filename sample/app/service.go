@@ -170,7 +170,7 @@ func (s *Service) Execute(ctx context.Context, id string, ifMatch int64, command
 		case err == nil:
 			return p.Version(), nil
 		case errors.Is(err, event.ErrStreamNotFound):
-			return 0, backoff.Permanent(fmt.Errorf("product %s: %w", id, ErrNotFound))
+			return 0, backoff.Permanent(&NotFoundError{ID: id})
 		case errors.Is(err, event.ErrConcurrencyConflict) && ifMatch > 0:
 			pe := &PreconditionError{ID: id, Expected: ifMatch}
 			if ce := (*event.ConcurrencyError)(nil); errors.As(err, &ce) {
@@ -195,7 +195,7 @@ func (s *Service) Execute(ctx context.Context, id string, ifMatch int64, command
 // Product returns product id as the event store has it now, or, with
 // atVersion > 0, as it was after its first atVersion events. A version
 // the product has not reached is an error satisfying
-// errors.Is(err, es.ErrVersionNotFound).
+// errors.Is(err, es.ErrVersionNotFound), a *VersionNotFoundError.
 func (s *Service) Product(ctx context.Context, id string, atVersion int64) (*domain.Product, error) {
 	id, err := ParseID(id)
 	if err != nil {
@@ -207,8 +207,15 @@ func (s *Service) Product(ctx context.Context, id string, atVersion int64) (*dom
 	} else {
 		p, err = s.repo.Load(ctx, id)
 	}
-	if errors.Is(err, event.ErrStreamNotFound) {
-		return nil, fmt.Errorf("product %s: %w", id, ErrNotFound)
+	switch {
+	case errors.Is(err, event.ErrStreamNotFound):
+		return nil, &NotFoundError{ID: id}
+	case errors.Is(err, es.ErrVersionNotFound):
+		vnf := &VersionNotFoundError{ID: id, Want: atVersion}
+		if cur, lerr := s.repo.Load(ctx, id); lerr == nil {
+			vnf.Have = cur.Version()
+		}
+		return nil, vnf
 	}
 	return p, err
 }
@@ -224,7 +231,7 @@ func (s *Service) History(ctx context.Context, id string, after int64, limit int
 	for e, err := range s.store.Load(ctx, s.repo.Stream(id), after+1) {
 		switch {
 		case errors.Is(err, event.ErrStreamNotFound):
-			return nil, false, fmt.Errorf("product %s: %w", id, ErrNotFound)
+			return nil, false, &NotFoundError{ID: id}
 		case err != nil:
 			return nil, false, fmt.Errorf("history of product %s: %w", id, err)
 		}
@@ -241,7 +248,7 @@ func (s *Service) History(ctx context.Context, id string, after int64, limit int
 func ParseID(id string) (string, error) {
 	u, err := uuid.Parse(id)
 	if err != nil || len(id) != 36 { // only the plain 8-4-4-4-12 form
-		return "", fmt.Errorf("product %q: %w", id, ErrNotFound)
+		return "", &NotFoundError{ID: id, NotAnID: true}
 	}
 	return u.String(), nil
 }
