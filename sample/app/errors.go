@@ -82,7 +82,7 @@ type SKUTakenError struct {
 }
 
 func (e *SKUTakenError) Error() string {
-	return fmt.Sprintf("SKU %q is taken by product %s", e.SKU, e.ProductID)
+	return fmt.Sprintf("SKU %q is taken by product %s (SKUs are unique regardless of case)", e.SKU, e.ProductID)
 }
 
 // Is reports whether target is ErrSKUTaken.

@@ -218,3 +218,23 @@ func TestReadyzHidesInternals(t *testing.T) {
 		}
 	}
 }
+
+// TestSKUUniqueIgnoringCase: "cup-esp" after "CUP-ESP" is a 409 on sku that
+// says who holds it; the first product keeps its SKU as given.
+func TestSKUUniqueIgnoringCase(t *testing.T) {
+	a := setupAPI(t, app.HandlerConfig{})
+	code, data := a.call(t, "POST", "/products", `{"name":"Espresso cup","sku":"CUP-ESP","price_cents":450,"stock":3}`)
+	var cr app.CommandResult
+	if err := json.Unmarshal(data, &cr); code != http.StatusCreated || err != nil {
+		t.Fatalf("create CUP-ESP: %d %s", code, data)
+	}
+	for _, sku := range []string{"cup-esp", "Cup-Esp", "CUP-ESP"} {
+		code, data = a.call(t, "POST", "/products", `{"name":"Other cup","sku":"`+sku+`","price_cents":450,"stock":3}`)
+		wantError(t, code, data, http.StatusConflict, app.ErrorBody{Field: "sku",
+			Error: fmt.Sprintf("SKU %q is taken by product %s (SKUs are unique regardless of case)", sku, cr.ID)})
+	}
+	p, err := a.svc.Product(context.Background(), cr.ID, 0)
+	if err != nil || p.SKU != "CUP-ESP" {
+		t.Fatalf("first product's SKU = %q, %v; want CUP-ESP", p.SKU, err)
+	}
+}

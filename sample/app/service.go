@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -100,6 +101,9 @@ type NewProduct struct {
 // The SKU is reserved in sku_index in the same transaction as the append,
 // so of two products created with one SKU at the same time exactly one
 // commits; the other gets a *SKUTakenError and nothing of it is stored.
+// SKUs are unique regardless of case ("cup-esp" is taken by "CUP-ESP"):
+// the index holds them upper-cased (SKUKey); the product keeps the SKU as
+// given.
 func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, error) {
 	id := event.NewID().String()
 	p := domain.New()
@@ -115,7 +119,8 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 	// driver-specific error codes, on SQLite and PostgreSQL alike. A
 	// concurrent transaction holding the same SKU makes this insert wait
 	// for its outcome.
-	res, err := tx.ExecContext(ctx, `INSERT INTO sku_index (sku, product_id) VALUES ($1, $2) ON CONFLICT (sku) DO NOTHING`, p.SKU, id)
+	key := SKUKey(p.SKU)
+	res, err := tx.ExecContext(ctx, `INSERT INTO sku_index (sku, product_id) VALUES ($1, $2) ON CONFLICT (sku) DO NOTHING`, key, id)
 	if err != nil {
 		return "", 0, fmt.Errorf("create product: reserve SKU %q: %w", p.SKU, err)
 	}
@@ -123,7 +128,7 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 		return "", 0, fmt.Errorf("create product: reserve SKU %q: %w", p.SKU, err)
 	} else if n == 0 {
 		var holder string
-		if err := tx.QueryRowContext(ctx, `SELECT product_id FROM sku_index WHERE sku = $1`, p.SKU).Scan(&holder); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT product_id FROM sku_index WHERE sku = $1`, key).Scan(&holder); err != nil {
 			return "", 0, fmt.Errorf("create product: SKU %q is taken; look up its product: %w", p.SKU, err)
 		}
 		return "", 0, &SKUTakenError{SKU: p.SKU, ProductID: holder}
@@ -137,6 +142,10 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 	s.signal()
 	return id, p.Version(), nil
 }
+
+// SKUKey is the form of sku the SKU index holds: upper case, so SKUs
+// differing only in case collide. SKUs are ASCII (domain.checkSKU).
+func SKUKey(sku string) string { return strings.ToUpper(sku) }
 
 // signal wakes the outbox relay of a store that cannot see the commit of
 // a caller's transaction (SQLite); PostgreSQL notifies by itself.
