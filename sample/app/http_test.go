@@ -50,7 +50,12 @@ type apiBundle struct {
 // filled in (Stats may be set to point the stats at another database).
 func setupAPI(t *testing.T, hc app.HandlerConfig) apiBundle {
 	t.Helper()
-	b := setup(t)
+	return setupAPIOn(t, setup(t), hc)
+}
+
+// setupAPIOn is setupAPI on b.
+func setupAPIOn(t *testing.T, b bundle, hc app.HandlerConfig) apiBundle {
+	t.Helper()
 	logs := &syncBuffer{}
 	db, reg := b.store.DB(), b.svc.Registry()
 	hc.Service = b.svc
