@@ -9,7 +9,8 @@
 //     it at a server, unless CQRSKIT_REQUIRE_POSTGRES=1, which makes it a
 //     failure (CI sets it).
 //   - NATS(t): an in-process NATS server with JetStream, and the machine's
-//     server from CQRSKIT_TEST_NATS_URL.
+//     server from CQRSKIT_TEST_NATS_URL, else at nats://127.0.0.1:4222 when
+//     one answers there (MachineNATS).
 //   - Given/When/Then for aggregates: given past events, when a command, then
 //     the new events or an error.
 package testutil

@@ -2,7 +2,9 @@ package testutil
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -14,9 +16,9 @@ import (
 // Environment variables read by MachineNATS.
 const (
 	// EnvNATSURL names the machine's NATS server with JetStream, for
-	// example nats://127.0.0.1:4222.
+	// example nats://127.0.0.1:4222. Unset, DefaultMachineNATSURL is tried.
 	EnvNATSURL = "CQRSKIT_TEST_NATS_URL"
-	// EnvRequireNATS=1 turns a missing CQRSKIT_TEST_NATS_URL from a skip
+	// EnvRequireNATS=1 turns a missing machine NATS server from a skip
 	// into a failure. CI sets it.
 	EnvRequireNATS = "CQRSKIT_REQUIRE_NATS"
 )
@@ -122,18 +124,72 @@ func (n *NATSServer) Running() bool {
 	return n.srv != nil
 }
 
-// MachineNATS returns the URL in CQRSKIT_TEST_NATS_URL: the machine's NATS
-// server with JetStream. Without it the test is skipped, or fails when
-// CQRSKIT_REQUIRE_NATS=1. Tests sharing that server must use their own
-// stream and subject names and delete what they create.
+// DefaultMachineNATSURL is where MachineNATS looks for a NATS server when
+// CQRSKIT_TEST_NATS_URL is not set: the default client port on loopback.
+const DefaultMachineNATSURL = "nats://127.0.0.1:4222"
+
+// natsProbeTimeout bounds the look for a server at the default address,
+// which a test without one pays once.
+const natsProbeTimeout = 500 * time.Millisecond
+
+// MachineNATS returns the URL of the machine's NATS server with JetStream:
+// CQRSKIT_TEST_NATS_URL, or else DefaultMachineNATSURL when a NATS server
+// answers there. With neither the test is skipped, with a one-line reason,
+// or fails when CQRSKIT_REQUIRE_NATS=1. Tests sharing that server must use
+// their own stream and subject names and delete what they create.
 func MachineNATS(t testing.TB) string {
 	t.Helper()
-	if u := os.Getenv(EnvNATSURL); u != "" {
+	return machineNATS(t, os.Getenv, DefaultMachineNATSURL)
+}
+
+func machineNATS(t testing.TB, getenv func(string) string, defaultURL string) string {
+	t.Helper()
+	u, err := resolveMachineNATS(getenv, defaultURL, natsProbeTimeout)
+	if err == nil {
 		return u
 	}
-	if os.Getenv(EnvRequireNATS) == "1" {
-		t.Fatalf("testutil: %s=1 but %s is not set; point it at a NATS server with JetStream, e.g. nats://127.0.0.1:4222", EnvRequireNATS, EnvNATSURL)
+	if getenv(EnvRequireNATS) == "1" {
+		t.Fatalf("testutil: %s=1 but no NATS server: %v; start one or set %s", EnvRequireNATS, err, EnvNATSURL)
+		return ""
 	}
-	t.Skipf("no machine NATS server: set %s=nats://127.0.0.1:4222 to run against it", EnvNATSURL)
+	t.Skipf("skipped: needs the machine's NATS server with JetStream, but %v; start one there or set %s=nats://host:port", err, EnvNATSURL)
 	return ""
+}
+
+// resolveMachineNATS returns CQRSKIT_TEST_NATS_URL as is, or defaultURL
+// when a NATS server answers there within timeout, or why neither.
+func resolveMachineNATS(getenv func(string) string, defaultURL string, timeout time.Duration) (string, error) {
+	if u := getenv(EnvNATSURL); u != "" {
+		return u, nil
+	}
+	if err := probeNATS(defaultURL, timeout); err != nil {
+		return "", fmt.Errorf("%s is not set and %s does not answer (%v)", EnvNATSURL, defaultURL, err)
+	}
+	return defaultURL, nil
+}
+
+// probeNATS dials the server at url and reads the INFO line a NATS server
+// greets every client with, so a port held by something else is not taken
+// for NATS.
+func probeNATS(rawURL string, timeout time.Duration) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("not a nats://host:port URL: %q", rawURL)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, timeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	greeting := make([]byte, 5)
+	if _, err := io.ReadFull(conn, greeting); err != nil {
+		return fmt.Errorf("no NATS greeting: %w", err)
+	}
+	if string(greeting) != "INFO " {
+		return fmt.Errorf("not a NATS server: it greets with %q", greeting)
+	}
+	return nil
 }

@@ -50,6 +50,11 @@ func TestDecodeBody(t *testing.T) {
 		{"float for int", `{"name":"a","count":1.5}`, "application/json", 400, "count"},
 		{"overflow", `{"name":"a","count":99999999999999999999}`, "application/json", 400, "count"},
 		{"int for string", `{"name":1}`, "application/json", 400, "name"},
+		{"repeated key", `{"name":"a","name":1}`, "application/json", 400, "name"},
+		{"repeated key, same value", `{"count":1,"name":"a","count":1}`, "application/json", 400, "count"},
+		{"repeated key, escaped", `{"name":"a","n\u0061me":"b"}`, "application/json", 400, "name"},
+		{"repeated unknown key", `{"name":"a","zz":1,"zz":2}`, "application/json", 400, "zz"},
+		{"equal keys in a nested object", `{"name":{"a":1,"a":2}}`, "application/json", 400, "name"},
 		{"too large", `{"name":"` + strings.Repeat("x", 100) + `"}`, "application/json", 413, ""},
 	}
 	for _, tt := range tests {
@@ -102,4 +107,13 @@ func FuzzDecodeBody(f *testing.F) {
 			t.Fatalf("body %q: %v", body, err)
 		}
 	})
+}
+
+// TestDecodeBodyRepeatedKeyMessage: the 400 for a repeated key names it.
+func TestDecodeBodyRepeatedKeyMessage(t *testing.T) {
+	err := decodeReq(`{"name":"a","count":1,"name":"b"}`, "application/json", 256)
+	var re *requestError
+	if !errors.As(err, &re) || re.status != 400 || re.field != "name" || re.msg != `field "name" appears more than once` {
+		t.Fatalf("err = %#v, want a 400 on name saying it appears more than once", err)
+	}
 }

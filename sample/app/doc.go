@@ -8,7 +8,8 @@
 // Service runs the commands through es.Repository[*domain.Product] with
 // snapshots every SnapshotEvery events. Create reserves the product's SKU
 // in the sku_index table in the same transaction as the append (SaveTx),
-// so the SKU is unique across products with no window in between: of two
+// so the SKU is unique across products, regardless of case, with no window
+// in between: of two
 // concurrent creates with one SKU, one commits and the other gets a
 // *SKUTakenError with nothing stored. Execute runs the other commands:
 // unconditionally, retrying concurrency conflicts with jittered backoff, or

@@ -3,6 +3,8 @@ package app
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cqrskit/cqrskit/es"
 )
 
 var (
@@ -20,6 +22,59 @@ var (
 	ErrNotCaughtUp = errors.New("read model has not caught up")
 )
 
+// NotFoundError names the product that was not found. It satisfies
+// errors.Is(err, ErrNotFound).
+type NotFoundError struct {
+	ID string
+	// NotAnID is set when ID is not a product ID at all (not a UUID).
+	NotAnID bool
+}
+
+func (e *NotFoundError) Error() string {
+	if e.NotAnID {
+		return fmt.Sprintf("product %q not found: product IDs are UUIDs", e.ID)
+	}
+	return fmt.Sprintf("product %s not found", e.ID)
+}
+
+// Is reports whether target is ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// VersionNotFoundError reports a version a product has not reached. It
+// satisfies errors.Is(err, es.ErrVersionNotFound).
+type VersionNotFoundError struct {
+	ID   string
+	Want int64 // the version asked for
+	Have int64 // the product's version; 0 when unknown
+}
+
+func (e *VersionNotFoundError) Error() string {
+	if e.Have == 0 {
+		return fmt.Sprintf("product %s has no version %d", e.ID, e.Want)
+	}
+	return fmt.Sprintf("product %s has no version %d: it is at version %d", e.ID, e.Want, e.Have)
+}
+
+// Is reports whether target is es.ErrVersionNotFound.
+func (e *VersionNotFoundError) Is(target error) bool { return target == es.ErrVersionNotFound }
+
+// NotReadyError is what HandlerConfig.Ready returns when the process cannot
+// serve: /readyz shows Reason, a phrase for the operator's dashboard
+// ("database unreachable"), and logs Err, the detail (addresses and all).
+type NotReadyError struct {
+	Reason string
+	Err    error // may be nil
+}
+
+func (e *NotReadyError) Error() string {
+	if e.Err == nil {
+		return "not ready: " + e.Reason
+	}
+	return "not ready: " + e.Reason + ": " + e.Err.Error()
+}
+
+func (e *NotReadyError) Unwrap() error { return e.Err }
+
 // SKUTakenError names the SKU and the product holding it.
 type SKUTakenError struct {
 	SKU       string
@@ -27,7 +82,7 @@ type SKUTakenError struct {
 }
 
 func (e *SKUTakenError) Error() string {
-	return fmt.Sprintf("SKU %q is taken by product %s", e.SKU, e.ProductID)
+	return fmt.Sprintf("SKU %q is taken by product %s (SKUs are unique regardless of case)", e.SKU, e.ProductID)
 }
 
 // Is reports whether target is ErrSKUTaken.

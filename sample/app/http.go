@@ -32,7 +32,8 @@ type HandlerConfig struct {
 	// POST /stats/rebuild. Nil answers that route with 501.
 	RebuildStats func(ctx context.Context) error
 	// Ready reports whether the process can serve, for /readyz. Nil is
-	// always ready.
+	// always ready. /readyz shows the Reason of a *NotReadyError and logs
+	// the rest.
 	Ready func(ctx context.Context) error
 	// MaxBodyBytes limits request bodies. Defaults to 64 KiB.
 	MaxBodyBytes int64
@@ -462,7 +463,12 @@ func (h *api) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := h.cfg.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			reason := "see the server log"
+			if nr, ok := errors.AsType[*NotReadyError](err); ok {
+				reason = nr.Reason
+			}
+			h.log.WarnContext(r.Context(), "not ready", "error", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": reason})
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +36,16 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, fields ...f
 	if r.ContentLength > limit {
 		return tooLarge
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge
+	case err != nil:
+		// A connection error: its text names sockets, not the request.
+		return badRequest("", "cannot read the request body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	var obj map[string]json.RawMessage
 	err = dec.Decode(&obj)
 	if err == nil {
@@ -49,16 +58,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, fields ...f
 		}
 	}
 	var (
-		mbe *http.MaxBytesError
-		se  *json.SyntaxError
-		te  *json.UnmarshalTypeError
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
 	)
 	switch {
 	case err == nil && obj == nil:
 		return badRequest("", "request body must be a JSON object, not null")
 	case err == nil:
-	case errors.As(err, &mbe):
-		return tooLarge
 	case errors.Is(err, io.EOF):
 		return badRequest("", "request body is empty; want a JSON object")
 	case errors.As(err, &te):
@@ -66,7 +72,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, fields ...f
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTrailing):
 		return badRequest("", "request body is not valid JSON: "+err.Error())
 	default:
-		return badRequest("", "cannot read request body: "+err.Error())
+		return badRequest("", "request body is not valid JSON")
+	}
+	// A map keeps the last of two equal keys; which one the client meant
+	// is anyone's guess, so a repeated key is an error.
+	if name, ok := repeatedKey(data); ok {
+		return badRequest(name, fmt.Sprintf("field %q appears more than once", name))
 	}
 	names := make([]string, 0, len(obj))
 	for name := range obj {
@@ -94,6 +105,33 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, fields ...f
 }
 
 var errTrailing = errors.New("unexpected data after the JSON object")
+
+// repeatedKey returns the first member name that occurs twice in data, a
+// valid JSON object, comparing names after unescaping ("n\u0061me" is
+// "name").
+func repeatedKey(data []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
 
 func kindOf(dst any) string {
 	switch dst.(type) {

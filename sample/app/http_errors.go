@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/cqrskit/cqrskit/es"
@@ -50,34 +53,45 @@ func writeError(w http.ResponseWriter, status int, field, msg string) {
 	writeJSON(w, status, ErrorBody{Error: msg, Field: field})
 }
 
-// fail maps err to its status and writes it. Errors the client cannot act
-// on are logged and reported as 500 without their detail.
+// fail maps err to its status and writes it. The client gets a message
+// about its request, never an internal one (socket addresses, SQL, the
+// store's wording): errors it cannot act on are logged and answered with
+// a generic text.
 func (h *api) fail(w http.ResponseWriter, r *http.Request, f failure) {
 	err := f.err
 	var (
-		re *requestError
-		fe *domain.FieldError
-		nc *NotCaughtUpError
+		re  *requestError
+		fe  *domain.FieldError
+		nc  *NotCaughtUpError
+		nf  *NotFoundError
+		vnf *VersionNotFoundError
+		op  *net.OpError
 	)
 	switch {
 	case errors.As(err, &re):
 		writeError(w, re.status, re.field, re.msg)
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, fe.Field, fe.Error())
+	case errors.As(err, &vnf):
+		writeError(w, http.StatusNotFound, f.versionField, vnf.Error())
 	case errors.Is(err, es.ErrVersionNotFound):
-		writeError(w, http.StatusNotFound, f.versionField, err.Error())
+		h.logFailure(r, slog.LevelWarn, err)
+		writeError(w, http.StatusNotFound, f.versionField, "the product has no such version")
+	case errors.As(err, &nf):
+		writeError(w, http.StatusNotFound, "", nf.Error())
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, "", err.Error())
+		writeError(w, http.StatusNotFound, "", ErrNotFound.Error())
 	case errors.Is(err, ErrPreconditionFailed):
-		writeError(w, http.StatusPreconditionFailed, "If-Match", err.Error())
+		writeError(w, http.StatusPreconditionFailed, "If-Match", message[*PreconditionError](err, ErrPreconditionFailed))
 	case errors.Is(err, ErrSKUTaken):
-		writeError(w, http.StatusConflict, "sku", err.Error())
+		writeError(w, http.StatusConflict, "sku", message[*SKUTakenError](err, ErrSKUTaken))
 	case errors.Is(err, domain.ErrInsufficientStock):
-		writeError(w, http.StatusConflict, "delta", err.Error())
+		writeError(w, http.StatusConflict, "delta", message[*domain.StockError](err, domain.ErrInsufficientStock))
 	case errors.Is(err, domain.ErrDiscontinued):
-		writeError(w, http.StatusConflict, "", err.Error())
+		writeError(w, http.StatusConflict, "", message[*domain.DiscontinuedError](err, domain.ErrDiscontinued))
 	case errors.Is(err, event.ErrConcurrencyConflict):
-		writeError(w, http.StatusConflict, "", "the product changed concurrently too often; retry: "+err.Error())
+		h.logFailure(r, slog.LevelWarn, err)
+		writeError(w, http.StatusConflict, "", "the product changed concurrently too often; retry")
 	case errors.As(err, &nc):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, f.versionField, nc.Error())
@@ -87,10 +101,31 @@ func (h *api) fail(w http.ResponseWriter, r *http.Request, f failure) {
 	case errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "", "timed out; retry")
+	case errors.As(err, &op), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone):
+		// The database (or another service) cannot be reached: worth a
+		// retry, but the address is the operator's business.
+		h.logFailure(r, slog.LevelError, err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "", "the database is unavailable; retry later")
 	default:
-		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		h.logFailure(r, slog.LevelError, err)
 		writeError(w, http.StatusInternalServerError, "", "internal error; see the server log")
 	}
+}
+
+// message is the text of err's detail, a T, without the context layers
+// wrapped around it (repository and store wording); without a T, the
+// sentinel's text.
+func message[T error](err, sentinel error) string {
+	if t, ok := errors.AsType[T](err); ok {
+		return t.Error()
+	}
+	return sentinel.Error()
+}
+
+// logFailure logs an error whose detail the client is not shown.
+func (h *api) logFailure(r *http.Request, level slog.Level, err error) {
+	h.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 }
 
 // logRequests logs each request at debug level.

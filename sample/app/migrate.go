@@ -31,9 +31,20 @@ const versionTable = "sample_schema_version"
 // stock_alerts, stats_products) with goose. It is safe on every start; on
 // PostgreSQL processes starting together take turns under an advisory lock.
 func Migrate(ctx context.Context, db *sql.DB, dialect Dialect, log *slog.Logger) error {
-	fsys, err := fs.Sub(migrations, "migrations")
+	p, err := migrationProvider(db, dialect, log)
 	if err != nil {
 		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sample migrate: %w", err)
+	}
+	return nil
+}
+
+func migrationProvider(db *sql.DB, dialect Dialect, log *slog.Logger) (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
 	}
 	opts := []goose.ProviderOption{
 		goose.WithTableName(versionTable),
@@ -52,18 +63,15 @@ func Migrate(ctx context.Context, db *sql.DB, dialect Dialect, log *slog.Logger)
 		h.Write([]byte("cqrskit.sample.migrate"))
 		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 600))
 		if err != nil {
-			return fmt.Errorf("sample migrate: %w", err)
+			return nil, fmt.Errorf("sample migrate: %w", err)
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	default:
-		return fmt.Errorf("sample migrate: unknown dialect %q", dialect)
+		return nil, fmt.Errorf("sample migrate: unknown dialect %q", dialect)
 	}
 	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
-		return fmt.Errorf("sample migrate: %w", err)
+		return nil, fmt.Errorf("sample migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sample migrate: %w", err)
-	}
-	return nil
+	return p, nil
 }

@@ -202,7 +202,7 @@ func (m *Products) Get(ctx context.Context, id string) (ProductView, error) {
 	}
 	v, err := scanProduct(m.db.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1`, id).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ProductView{}, fmt.Errorf("product %s: %w", id, ErrNotFound)
+		return ProductView{}, &NotFoundError{ID: id}
 	}
 	return v, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -100,6 +101,9 @@ type NewProduct struct {
 // The SKU is reserved in sku_index in the same transaction as the append,
 // so of two products created with one SKU at the same time exactly one
 // commits; the other gets a *SKUTakenError and nothing of it is stored.
+// SKUs are unique regardless of case ("cup-esp" is taken by "CUP-ESP"):
+// the index holds them upper-cased (SKUKey); the product keeps the SKU as
+// given.
 func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, error) {
 	id := event.NewID().String()
 	p := domain.New()
@@ -115,7 +119,8 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 	// driver-specific error codes, on SQLite and PostgreSQL alike. A
 	// concurrent transaction holding the same SKU makes this insert wait
 	// for its outcome.
-	res, err := tx.ExecContext(ctx, `INSERT INTO sku_index (sku, product_id) VALUES ($1, $2) ON CONFLICT (sku) DO NOTHING`, p.SKU, id)
+	key := SKUKey(p.SKU)
+	res, err := tx.ExecContext(ctx, `INSERT INTO sku_index (sku, product_id) VALUES ($1, $2) ON CONFLICT (sku) DO NOTHING`, key, id)
 	if err != nil {
 		return "", 0, fmt.Errorf("create product: reserve SKU %q: %w", p.SKU, err)
 	}
@@ -123,7 +128,7 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 		return "", 0, fmt.Errorf("create product: reserve SKU %q: %w", p.SKU, err)
 	} else if n == 0 {
 		var holder string
-		if err := tx.QueryRowContext(ctx, `SELECT product_id FROM sku_index WHERE sku = $1`, p.SKU).Scan(&holder); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT product_id FROM sku_index WHERE sku = $1`, key).Scan(&holder); err != nil {
 			return "", 0, fmt.Errorf("create product: SKU %q is taken; look up its product: %w", p.SKU, err)
 		}
 		return "", 0, &SKUTakenError{SKU: p.SKU, ProductID: holder}
@@ -137,6 +142,10 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 	s.signal()
 	return id, p.Version(), nil
 }
+
+// SKUKey is the form of sku the SKU index holds: upper case, so SKUs
+// differing only in case collide. SKUs are ASCII (domain.checkSKU).
+func SKUKey(sku string) string { return strings.ToUpper(sku) }
 
 // signal wakes the outbox relay of a store that cannot see the commit of
 // a caller's transaction (SQLite); PostgreSQL notifies by itself.
@@ -170,7 +179,7 @@ func (s *Service) Execute(ctx context.Context, id string, ifMatch int64, command
 		case err == nil:
 			return p.Version(), nil
 		case errors.Is(err, event.ErrStreamNotFound):
-			return 0, backoff.Permanent(fmt.Errorf("product %s: %w", id, ErrNotFound))
+			return 0, backoff.Permanent(&NotFoundError{ID: id})
 		case errors.Is(err, event.ErrConcurrencyConflict) && ifMatch > 0:
 			pe := &PreconditionError{ID: id, Expected: ifMatch}
 			if ce := (*event.ConcurrencyError)(nil); errors.As(err, &ce) {
@@ -195,7 +204,7 @@ func (s *Service) Execute(ctx context.Context, id string, ifMatch int64, command
 // Product returns product id as the event store has it now, or, with
 // atVersion > 0, as it was after its first atVersion events. A version
 // the product has not reached is an error satisfying
-// errors.Is(err, es.ErrVersionNotFound).
+// errors.Is(err, es.ErrVersionNotFound), a *VersionNotFoundError.
 func (s *Service) Product(ctx context.Context, id string, atVersion int64) (*domain.Product, error) {
 	id, err := ParseID(id)
 	if err != nil {
@@ -207,8 +216,15 @@ func (s *Service) Product(ctx context.Context, id string, atVersion int64) (*dom
 	} else {
 		p, err = s.repo.Load(ctx, id)
 	}
-	if errors.Is(err, event.ErrStreamNotFound) {
-		return nil, fmt.Errorf("product %s: %w", id, ErrNotFound)
+	switch {
+	case errors.Is(err, event.ErrStreamNotFound):
+		return nil, &NotFoundError{ID: id}
+	case errors.Is(err, es.ErrVersionNotFound):
+		vnf := &VersionNotFoundError{ID: id, Want: atVersion}
+		if cur, lerr := s.repo.Load(ctx, id); lerr == nil {
+			vnf.Have = cur.Version()
+		}
+		return nil, vnf
 	}
 	return p, err
 }
@@ -224,7 +240,7 @@ func (s *Service) History(ctx context.Context, id string, after int64, limit int
 	for e, err := range s.store.Load(ctx, s.repo.Stream(id), after+1) {
 		switch {
 		case errors.Is(err, event.ErrStreamNotFound):
-			return nil, false, fmt.Errorf("product %s: %w", id, ErrNotFound)
+			return nil, false, &NotFoundError{ID: id}
 		case err != nil:
 			return nil, false, fmt.Errorf("history of product %s: %w", id, err)
 		}
@@ -241,7 +257,7 @@ func (s *Service) History(ctx context.Context, id string, after int64, limit int
 func ParseID(id string) (string, error) {
 	u, err := uuid.Parse(id)
 	if err != nil || len(id) != 36 { // only the plain 8-4-4-4-12 form
-		return "", fmt.Errorf("product %q: %w", id, ErrNotFound)
+		return "", &NotFoundError{ID: id, NotAnID: true}
 	}
 	return u.String(), nil
 }

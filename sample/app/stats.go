@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"math/big"
 
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/sample/domain"
@@ -15,10 +17,13 @@ type StatsView struct {
 	// discontinued.
 	Products       int64 `json:"products"`
 	ActiveProducts int64 `json:"active_products"`
-	// TotalStock and TotalStockValueCents sum the stock and price × stock
-	// of the active products.
-	TotalStock           int64 `json:"total_stock"`
-	TotalStockValueCents int64 `json:"total_stock_value_cents"`
+	// TotalStock sums the stock of the active products.
+	TotalStock int64 `json:"total_stock"`
+	// TotalStockValueCents sums price × stock of the active products,
+	// exactly: a JSON integer that can exceed an int64 (ten products at
+	// the maximum price and stock do), so decode it into a json.Number
+	// or a big.Int, not an int64. JavaScript's numbers keep 15 digits.
+	TotalStockValueCents json.Number `json:"total_stock_value_cents"`
 }
 
 // Stats is the second read model, built by a projection that reads the
@@ -68,14 +73,31 @@ func (s *Stats) Reset(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
+// valueSplit splits each product's price × stock (at most
+// domain.MaxPriceCents × domain.MaxStock = 10^18, inside an int64) into a
+// high and a low part at valueSplit, so the database sums two parts that
+// each stay inside an int64 for billions of products, where summing the
+// products themselves overflows SQLite's integer (and PostgreSQL's BIGINT)
+// at ten. Get adds the parts up exactly.
+const valueSplit = 1_000_000_000
+
 // Get returns the current summary.
 func (s *Stats) Get(ctx context.Context) (StatsView, error) {
-	var v StatsView
+	var (
+		v      StatsView
+		hi, lo int64
+	)
 	err := s.db.QueryRowContext(ctx, `SELECT
 			COUNT(*),
 			CAST(COALESCE(SUM(CASE WHEN discontinued THEN 0 ELSE 1 END), 0) AS BIGINT),
 			CAST(COALESCE(SUM(CASE WHEN discontinued THEN 0 ELSE stock END), 0) AS BIGINT),
-			CAST(COALESCE(SUM(CASE WHEN discontinued THEN 0 ELSE price_cents * stock END), 0) AS BIGINT)
-		FROM stats_products`).Scan(&v.Products, &v.ActiveProducts, &v.TotalStock, &v.TotalStockValueCents)
-	return v, err
+			CAST(COALESCE(SUM(CASE WHEN discontinued THEN 0 ELSE (price_cents * stock) / $1 END), 0) AS BIGINT),
+			CAST(COALESCE(SUM(CASE WHEN discontinued THEN 0 ELSE (price_cents * stock) % $1 END), 0) AS BIGINT)
+		FROM stats_products`, int64(valueSplit)).Scan(&v.Products, &v.ActiveProducts, &v.TotalStock, &hi, &lo)
+	if err != nil {
+		return StatsView{}, fmt.Errorf("stats: %w", err)
+	}
+	total := new(big.Int).Mul(big.NewInt(hi), big.NewInt(valueSplit))
+	v.TotalStockValueCents = json.Number(total.Add(total, big.NewInt(lo)).String())
+	return v, nil
 }

@@ -11,6 +11,7 @@ var (
 	// *FieldError naming the argument.
 	ErrInvalid = errors.New("invalid argument")
 	// ErrDiscontinued: the product is discontinued and accepts no command.
+	// The error is a *DiscontinuedError.
 	ErrDiscontinued = errors.New("product is discontinued")
 	// ErrInsufficientStock: the adjustment would take the stock below zero.
 	// The error is a *StockError with the detail.
@@ -33,6 +34,17 @@ func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Re
 
 // Is reports whether target is ErrInvalid.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// DiscontinuedError names the discontinued product a command was refused
+// on. It satisfies errors.Is(err, ErrDiscontinued).
+type DiscontinuedError struct{ ID string }
+
+func (e *DiscontinuedError) Error() string {
+	return fmt.Sprintf("product %s is discontinued and accepts no command", e.ID)
+}
+
+// Is reports whether target is ErrDiscontinued.
+func (e *DiscontinuedError) Is(target error) bool { return target == ErrDiscontinued }
 
 // StockError reports an adjustment that would make the stock negative. It
 // satisfies errors.Is(err, ErrInsufficientStock).

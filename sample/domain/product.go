@@ -146,7 +146,7 @@ func (p *Product) accepting() error {
 	case !p.created():
 		return ErrNotCreated
 	case p.Discontinued:
-		return fmt.Errorf("product %s: %w", p.ID(), ErrDiscontinued)
+		return &DiscontinuedError{ID: p.ID()}
 	}
 	return nil
 }

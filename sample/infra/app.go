@@ -175,7 +175,7 @@ func (a *App) startRelay() error {
 	a.workers = append(a.workers, func(context.Context) error {
 		select {
 		case <-a.relayDone:
-			return errors.New("the outbox relay has stopped")
+			return &app.NotReadyError{Reason: "the outbox relay has stopped"}
 		default:
 			return nil
 		}
@@ -237,7 +237,7 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 		a.workers = append(a.workers, func(context.Context) error {
 			select {
 			case <-sub.Done():
-				return fmt.Errorf("consumer %s has stopped: %v", group, sub.Err())
+				return &app.NotReadyError{Reason: "consumer " + group + " has stopped", Err: sub.Err()}
 			default:
 				return nil
 			}
@@ -264,14 +264,14 @@ func (a *App) statsProjection(stats *app.Stats) (*projection.Projection, error) 
 // reachable and every background worker running.
 func (a *App) readyCheck(ctx context.Context) error {
 	if !a.ready.Load() {
-		return fmt.Errorf("%w: shutting down", errNotReady)
+		return &app.NotReadyError{Reason: "shutting down"}
 	}
 	if err := a.storage.store.DB().PingContext(ctx); err != nil {
-		return fmt.Errorf("%w: database: %v", errNotReady, err)
+		return &app.NotReadyError{Reason: "database unreachable", Err: err}
 	}
 	for _, check := range a.workers {
 		if err := check(ctx); err != nil {
-			return fmt.Errorf("%w: %v", errNotReady, err)
+			return err
 		}
 	}
 	return nil

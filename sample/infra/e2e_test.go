@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -422,6 +423,7 @@ func checkStats(t *testing.T, s *service) app.StatsView {
 	t.Helper()
 	expected := func() app.StatsView {
 		var v app.StatsView
+		value := new(big.Int)
 		after := ""
 		for {
 			var l app.ProductList
@@ -431,10 +433,11 @@ func checkStats(t *testing.T, s *service) app.StatsView {
 				if !p.Discontinued {
 					v.ActiveProducts++
 					v.TotalStock += p.Stock
-					v.TotalStockValueCents += p.Stock * p.PriceCents
+					value.Add(value, new(big.Int).Mul(big.NewInt(p.Stock), big.NewInt(p.PriceCents)))
 				}
 			}
 			if l.Next == "" {
+				v.TotalStockValueCents = json.Number(value.String())
 				return v
 			}
 			after = l.Next

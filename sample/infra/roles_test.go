@@ -89,7 +89,7 @@ func testRoles(t *testing.T, cfg infra.Config) {
 	eventually(t, 20*time.Second, func() string {
 		var st app.StatsView
 		api.do(t, "GET", "/stats", nil).want(t, http.StatusOK).decode(t, &st)
-		if st.TotalStock != 20 || st.TotalStockValueCents != 20*1000 {
+		if st.TotalStock != 20 || st.TotalStockValueCents != "20000" {
 			return fmt.Sprintf("stats %+v", st)
 		}
 		return ""

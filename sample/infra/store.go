@@ -134,8 +134,6 @@ func openStorage(ctx context.Context, cfg Config, log *slog.Logger) (*storage, e
 		describe: "PostgreSQL " + redactURL(cfg.PostgresURL), close: closeAll}, nil
 }
 
-var errNotReady = errors.New("not ready")
-
 // pipelineConns is the size of the pipeline's own pool in role all: the
 // relay's leadership session, its reads and deletes, two consumers and the
 // projection.
