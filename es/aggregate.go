@@ -52,6 +52,9 @@ type Base struct {
 	// (loaded or taken), 0 when none; the snapshot policy compares against it.
 	snapshotVersion int64
 	pending         []pendingEvent
+	// stale marks state that is not the stream's: a save whose events the
+	// store skipped as already stored applied them a second time.
+	stale bool
 }
 
 type pendingEvent struct {

@@ -69,7 +69,7 @@ func (r *Repository[T]) Stream(id string) string { return r.cfg.StreamType + "-"
 func (r *Repository[T]) Load(ctx context.Context, id string) (T, error) {
 	ctx, span := r.startSpan(ctx, "es.Load", id)
 	defer span.End()
-	agg, err := r.load(ctx, id, 0)
+	agg, err := r.load(ctx, id, 0, true)
 	return agg, endSpan(span, err)
 }
 
@@ -84,12 +84,15 @@ func (r *Repository[T]) LoadAt(ctx context.Context, id string, version int64) (T
 		var zero T
 		return zero, endSpan(span, &event.ValidationError{Field: "version", Value: strconv.FormatInt(version, 10), Reason: "versions start at 1"})
 	}
-	agg, err := r.load(ctx, id, version)
+	agg, err := r.load(ctx, id, version, false)
 	return agg, endSpan(span, err)
 }
 
 // load replays aggregate id up to version at, or to the end when at is 0.
-func (r *Repository[T]) load(ctx context.Context, id string, at int64) (T, error) {
+// With snapshot set it takes a snapshot when one is due; UpdateTx loads
+// without, since writing one on another connection would wait for the
+// caller's transaction (SQLite's single write lock).
+func (r *Repository[T]) load(ctx context.Context, id string, at int64, snapshot bool) (T, error) {
 	var zero T
 	if id == "" {
 		return zero, &event.ValidationError{Field: "id", Value: "", Reason: "aggregate ID must not be empty"}
@@ -131,8 +134,8 @@ func (r *Repository[T]) load(ctx context.Context, id string, at int64) (T, error
 		return zero, event.StreamNotFoundError(stream)
 	case at > 0 && root.version < at:
 		return zero, fmt.Errorf("load %s at version %d: stream is at version %d: %w", stream, at, root.version, ErrVersionNotFound)
-	case at == 0:
-		r.maybeSnapshot(ctx, stream, agg)
+	case at == 0 && snapshot:
+		r.maybeSnapshot(ctx, nil, stream, agg)
 	}
 	return agg, nil
 }
@@ -182,25 +185,40 @@ func (r *Repository[T]) fromSnapshot(ctx context.Context, stream string, at int6
 }
 
 // maybeSnapshot takes a snapshot of agg, which has no uncommitted events,
-// when the policy says so. Failures are logged: the events are stored, and
-// the snapshot is only a shortcut.
-func (r *Repository[T]) maybeSnapshot(ctx context.Context, stream string, agg T) {
+// when the policy says so: inside tx when tx is not nil (see
+// SnapshotTxStore), else on its own. Failures are logged: the events are
+// stored, and the snapshot is only a shortcut.
+func (r *Repository[T]) maybeSnapshot(ctx context.Context, tx *sql.Tx, stream string, agg T) {
 	root := agg.Root()
-	if r.cfg.Snapshots == nil || !r.cfg.SnapshotPolicy.ShouldSnapshot(root.snapshotVersion, root.version) {
+	if r.cfg.Snapshots == nil || root.stale || !r.cfg.SnapshotPolicy.ShouldSnapshot(root.snapshotVersion, root.version) {
 		return
+	}
+	var txSnaps SnapshotTxStore
+	if tx != nil {
+		ss, ok := r.cfg.Snapshots.(SnapshotTxStore)
+		ts, _ := r.store.(event.TxStore)
+		if !ok || ts == nil || ss.DB() != ts.DB() {
+			return // the next Save or Load takes it
+		}
+		txSnaps = ss
 	}
 	data, err := encodeSnapshot(agg)
 	if err != nil {
 		r.log.WarnContext(ctx, "es: cannot encode snapshot", "stream", stream, "version", root.version, "error", err)
 		return
 	}
-	err = r.cfg.Snapshots.SaveSnapshot(ctx, Snapshot{
+	snap := Snapshot{
 		StreamID:      stream,
 		Version:       root.version,
 		SchemaVersion: r.cfg.SnapshotVersion,
 		Data:          data,
 		CreatedAt:     time.Now().UTC(),
-	})
+	}
+	if txSnaps != nil {
+		err = txSnaps.SaveSnapshotTx(ctx, tx, snap)
+	} else {
+		err = r.cfg.Snapshots.SaveSnapshot(ctx, snap)
+	}
 	if err != nil {
 		r.log.WarnContext(ctx, "es: cannot save snapshot", "stream", stream, "version", root.version, "error", err)
 		return
@@ -218,10 +236,18 @@ func (r *Repository[T]) maybeSnapshot(ctx context.Context, stream string, agg T)
 // Every event carries the metadata of ctx (see WithMetadata). After the
 // append, Save takes a snapshot when the policy says so; a snapshot failure
 // is logged, not returned, because the events are committed.
+//
+// When the store skips agg's events as already stored (a retried command
+// that raised events with WithEventID), Save succeeds, but agg applied
+// them on top of a state that may include them already: its state is not
+// the stream's. agg is marked, a later Save of it fails with an error
+// satisfying errors.Is(err, event.ErrConcurrencyConflict), and it must be
+// loaded again. Update and Create do that themselves.
 func (r *Repository[T]) Save(ctx context.Context, agg T) error {
 	ctx, span := r.startSpan(ctx, "es.Save", idOf(agg))
 	defer span.End()
-	return endSpan(span, r.save(ctx, nil, agg))
+	_, err := r.save(ctx, nil, agg)
+	return endSpan(span, err)
 }
 
 // SaveTx is Save inside the caller's transaction, so the caller's own
@@ -230,8 +256,9 @@ func (r *Repository[T]) Save(ctx context.Context, agg T) error {
 // errors.Is(err, ErrTxUnsupported).
 //
 // agg's version advances when the append succeeds; if the caller then rolls
-// back, discard agg and load it again. SaveTx takes no snapshot, since the
-// transaction may still roll back; the next Save or Load takes it.
+// back, discard agg and load it again. SaveTx takes a snapshot in tx when
+// the policy says so and the snapshot store is a SnapshotTxStore on the
+// same database; otherwise the next Save or Load takes it.
 func (r *Repository[T]) SaveTx(ctx context.Context, tx *sql.Tx, agg T) error {
 	ctx, span := r.startSpan(ctx, "es.SaveTx", idOf(agg))
 	defer span.End()
@@ -241,21 +268,26 @@ func (r *Repository[T]) SaveTx(ctx context.Context, tx *sql.Tx, agg T) error {
 	if tx == nil {
 		return endSpan(span, errors.New("es: save in a transaction: tx is nil"))
 	}
-	return endSpan(span, r.save(ctx, tx, agg))
+	_, err := r.save(ctx, tx, agg)
+	return endSpan(span, err)
 }
 
-func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) (err error) {
+func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) (res event.AppendResult, err error) {
 	root, err := rootOf(agg)
 	if err != nil {
-		return err
+		return res, err
 	}
 	if len(root.pending) == 0 {
-		return nil
+		return res, nil
 	}
 	if root.id == "" {
-		return fmt.Errorf("es: save %s aggregate: it has no ID; call SetID before the first save", r.cfg.StreamType)
+		return res, fmt.Errorf("es: save %s aggregate: it has no ID; call SetID before the first save", r.cfg.StreamType)
 	}
 	stream := r.Stream(root.id)
+	if root.stale {
+		return res, fmt.Errorf("save %s: the aggregate's state is not the stream's (an earlier save found its events already stored); load it again: %w",
+			stream, event.ErrConcurrencyConflict)
+	}
 	expected := event.NoStream
 	if root.version > 0 {
 		expected = event.Exactly(root.version)
@@ -268,7 +300,7 @@ func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) (err error)
 	for i, p := range root.pending {
 		e, err := r.reg.NewEvent(p.data, withExtra(md, p.extra))
 		if err != nil {
-			return fmt.Errorf("save %s: event %d (%T): %w", stream, i, p.data, err)
+			return res, fmt.Errorf("save %s: event %d (%T): %w", stream, i, p.data, err)
 		}
 		if p.id != uuid.Nil {
 			e.ID = p.id
@@ -277,31 +309,67 @@ func (r *Repository[T]) save(ctx context.Context, tx *sql.Tx, agg T) (err error)
 		e.StreamType = r.cfg.StreamType
 		events[i] = e
 	}
-	var res event.AppendResult
 	start := time.Now()
 	if tx == nil {
 		res, err = r.store.Append(ctx, stream, expected, events)
 	} else {
 		ts, ok := r.store.(event.TxStore)
 		if !ok {
-			return fmt.Errorf("save %s in a transaction: store %T: %w", stream, r.store, ErrTxUnsupported)
+			return res, fmt.Errorf("save %s in a transaction: store %T: %w", stream, r.store, ErrTxUnsupported)
 		}
 		res, err = ts.AppendTx(ctx, tx, stream, expected, events)
 	}
 	r.metrics.recordAppend(ctx, start, len(events), err)
 	if err != nil {
-		return fmt.Errorf("save %s: %w", stream, err)
+		return res, fmt.Errorf("save %s: %w", stream, err)
 	}
 	root.pending = nil
 	root.version = res.Version
+	// The store already held the first res.Skipped events: agg applied
+	// them again on top of a state that may include them.
+	root.stale = res.Skipped > 0
 	span.SetAttributes(attribute.Int64("cqrskit.stream.version", res.Version))
-	// Snapshot only state that is exactly the stream's: not inside a
-	// transaction that may roll back, and not when the store skipped events
-	// as already stored (the stream may hold other events after them).
-	if tx == nil && len(res.Events) == len(events) {
-		r.maybeSnapshot(ctx, stream, agg)
+	// Snapshot only state that is exactly the stream's (maybeSnapshot skips
+	// a stale aggregate); inside tx, the snapshot commits with the events.
+	r.maybeSnapshot(ctx, tx, stream, agg)
+	return res, nil
+}
+
+// stored returns the stream's state after a save of agg that returned res.
+// Usually that is agg; when the store skipped agg's events as already
+// stored, agg applied them twice, and the state is loaded again: the
+// committed state, plus res.Events when they are not committed yet (inside
+// tx).
+func (r *Repository[T]) stored(ctx context.Context, tx *sql.Tx, id string, agg T, res event.AppendResult) (T, error) {
+	if !agg.Root().stale {
+		return agg, nil
 	}
-	return nil
+	fresh, err := r.load(ctx, id, 0, tx == nil)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("reload %s after a save that found its events already stored: %w", r.Stream(id), err)
+	}
+	root := fresh.Root()
+	for _, e := range res.Events {
+		if e.Version <= root.version {
+			continue // committed, and loaded
+		}
+		if e.Version != root.version+1 {
+			var zero T
+			return zero, fmt.Errorf("reload %s: stored event %s at version %d after version %d", r.Stream(id), e.ID, e.Version, root.version)
+		}
+		data, err := r.reg.Decode(e)
+		if err != nil {
+			var zero T
+			return zero, fmt.Errorf("reload %s: %w", r.Stream(id), err)
+		}
+		if err := fresh.Apply(data); err != nil {
+			var zero T
+			return zero, fmt.Errorf("reload %s: apply event %s (%s) at version %d: %w", r.Stream(id), e.ID, e.Type, e.Version, err)
+		}
+		root.version = e.Version
+	}
+	return fresh, nil
 }
 
 // Create runs fn on a new aggregate with ID id and saves it, expecting its
@@ -323,17 +391,24 @@ func (r *Repository[T]) Create(ctx context.Context, id string, fn func(T) error)
 	if err := fn(agg); err != nil {
 		return zero, endSpan(span, err)
 	}
-	if err := r.save(ctx, nil, agg); err != nil {
+	res, err := r.save(ctx, nil, agg)
+	if err != nil {
 		return zero, endSpan(span, err)
 	}
-	return agg, endSpan(span, nil)
+	agg, err = r.stored(ctx, nil, id, agg, res)
+	return agg, endSpan(span, err)
 }
 
 // Update loads aggregate id, runs fn on it and saves it. On a concurrency
-// conflict it runs the whole cycle again with a fresh load, up to
-// UpdateRetries times; after the last attempt the error still satisfies
-// errors.Is(err, event.ErrConcurrencyConflict). An error from fn is
-// returned as is, and nothing is saved.
+// conflict, or an error satisfying errors.Is(err, event.ErrRetryable), it
+// runs the whole cycle again with a fresh load, up to UpdateRetries times;
+// after the last attempt the error still satisfies errors.Is for the
+// cause. An error from fn is returned as is, and nothing is saved.
+//
+// The aggregate returned is the stream's state: when the store skipped
+// fn's events as already stored (a retried command whose events carry
+// WithEventID), it is loaded again rather than returned with them applied
+// twice.
 //
 // fn may run more than once: it must only change the aggregate.
 func (r *Repository[T]) Update(ctx context.Context, id string, fn func(T) error) (T, error) {
@@ -342,24 +417,25 @@ func (r *Repository[T]) Update(ctx context.Context, id string, fn func(T) error)
 	var zero T
 	attempts := 1 + r.cfg.UpdateRetries
 	for attempt := 1; ; attempt++ {
-		agg, err := r.load(ctx, id, 0)
+		agg, err := r.load(ctx, id, 0, true)
 		if err != nil {
 			return zero, endSpan(span, err)
 		}
 		if err := fn(agg); err != nil {
 			return zero, endSpan(span, err)
 		}
-		err = r.save(ctx, nil, agg)
+		res, err := r.save(ctx, nil, agg)
 		switch {
 		case err == nil:
 			span.SetAttributes(attribute.Int("cqrskit.attempts", attempt))
-			return agg, endSpan(span, nil)
-		case !errors.Is(err, event.ErrConcurrencyConflict):
+			agg, err = r.stored(ctx, nil, id, agg, res)
+			return agg, endSpan(span, err)
+		case !errors.Is(err, event.ErrConcurrencyConflict) && !errors.Is(err, event.ErrRetryable):
 			return zero, endSpan(span, err)
 		case attempt >= attempts:
 			return zero, endSpan(span, fmt.Errorf("update %s: gave up after %d attempts: %w", r.Stream(id), attempts, err))
 		}
-		r.log.DebugContext(ctx, "es: concurrency conflict; retrying update", "stream", r.Stream(id), "attempt", attempt)
+		r.log.DebugContext(ctx, "es: retrying update", "stream", r.Stream(id), "attempt", attempt, "error", err)
 		if err := ctx.Err(); err != nil {
 			return zero, endSpan(span, fmt.Errorf("update %s: %w", r.Stream(id), err))
 		}
@@ -367,8 +443,10 @@ func (r *Repository[T]) Update(ctx context.Context, id string, fn func(T) error)
 }
 
 // UpdateTx is Update inside the caller's transaction, without retries: the
-// caller owns the transaction, so on a conflict it rolls back and runs the
-// whole transaction again. The store must implement event.TxStore.
+// caller owns the transaction, so on a conflict (or event.ErrRetryable) it
+// rolls back and runs the whole transaction again. The store must
+// implement event.TxStore. Like SaveTx, it takes a snapshot in tx when one
+// is due and the snapshot store is a SnapshotTxStore on the same database.
 func (r *Repository[T]) UpdateTx(ctx context.Context, tx *sql.Tx, id string, fn func(T) error) (T, error) {
 	ctx, span := r.startSpan(ctx, "es.UpdateTx", id)
 	defer span.End()
@@ -379,17 +457,19 @@ func (r *Repository[T]) UpdateTx(ctx context.Context, tx *sql.Tx, id string, fn 
 	if tx == nil {
 		return zero, endSpan(span, errors.New("es: update in a transaction: tx is nil"))
 	}
-	agg, err := r.load(ctx, id, 0)
+	agg, err := r.load(ctx, id, 0, false)
 	if err != nil {
 		return zero, endSpan(span, err)
 	}
 	if err := fn(agg); err != nil {
 		return zero, endSpan(span, err)
 	}
-	if err := r.save(ctx, tx, agg); err != nil {
+	res, err := r.save(ctx, tx, agg)
+	if err != nil {
 		return zero, endSpan(span, err)
 	}
-	return agg, endSpan(span, nil)
+	agg, err = r.stored(ctx, tx, id, agg, res)
+	return agg, endSpan(span, err)
 }
 
 func (r *Repository[T]) newAggregate() (T, error) {

@@ -2,11 +2,11 @@ package es
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
-	"unicode"
 
+	"github.com/cqrskit/cqrskit/event"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -23,7 +23,10 @@ type RepositoryConfig[T Aggregate] struct {
 	New func() T
 	// StreamType names the aggregate type, for example "product". It is
 	// stored with every event and prefixes the stream ID: the aggregate with
-	// ID "42" lives in stream "product-42". Required; no spaces.
+	// ID "42" lives in stream "product-42". It is also the broker topic
+	// the outbox relay publishes the events to (outbox.DefaultTopic), so it
+	// must pass event.ValidateStreamType: dot-separated words of ASCII
+	// letters, digits, '_' and '-'. Required.
 	StreamType string
 
 	// Snapshots stores snapshots. Defaults to nil: no snapshots, every load
@@ -88,11 +91,15 @@ func (c RepositoryConfig[T]) problems() []error {
 			bad("New", "returned an aggregate at version %d with %d uncommitted events; it must return a new, empty one", r.version, len(r.pending))
 		}
 	}
-	switch {
-	case c.StreamType == "":
+	if c.StreamType == "" {
 		bad("StreamType", "required, for example \"product\"")
-	case strings.IndexFunc(c.StreamType, unicode.IsSpace) >= 0:
-		bad("StreamType", "%q must not contain spaces", c.StreamType)
+	} else if err := event.ValidateStreamType(c.StreamType); err != nil {
+		var ve *event.ValidationError
+		if errors.As(err, &ve) {
+			bad("StreamType", "%q %s", c.StreamType, ve.Reason)
+		} else {
+			bad("StreamType", "%v", err)
+		}
 	}
 	if c.SnapshotPolicy != nil && c.Snapshots == nil {
 		bad("SnapshotPolicy", "set without Snapshots; set Snapshots too, or neither")

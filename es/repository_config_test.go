@@ -44,7 +44,14 @@ func TestNewRepositoryValidation(t *testing.T) {
 		}, StreamType: "account"},
 			want: []string{"RepositoryConfig.New: returned an aggregate at version 0 with 1 uncommitted events"}},
 		{name: "space in stream type", cfg: es.RepositoryConfig[*Account]{New: newAccount, StreamType: "bank account"},
-			want: []string{`RepositoryConfig.StreamType: "bank account" must not contain spaces`}},
+			want: []string{`RepositoryConfig.StreamType: "bank account" contains ' '`}},
+		// A name the broker would refuse as a topic is refused here, so no
+		// event of the type is undeliverable.
+		{name: "colon in stream type", cfg: es.RepositoryConfig[*Account]{New: newAccount, StreamType: "order:line"},
+			want: []string{`RepositoryConfig.StreamType: "order:line" contains ':'; a stream type is a broker topic`}},
+		{name: "stream type ending in a dot", cfg: es.RepositoryConfig[*Account]{New: newAccount, StreamType: "order."},
+			want: []string{`RepositoryConfig.StreamType: "order." ends with a dot`}},
+		{name: "dotted stream type", cfg: es.RepositoryConfig[*Account]{New: newAccount, StreamType: "billing.invoice-v2"}},
 		{name: "policy without store", cfg: es.RepositoryConfig[*Account]{New: newAccount, StreamType: "account", SnapshotPolicy: es.EveryN(5)},
 			want: []string{"RepositoryConfig.SnapshotPolicy: set without Snapshots"}},
 		{name: "EveryN(0)", cfg: es.RepositoryConfig[*Account]{New: newAccount, StreamType: "account", Snapshots: store, SnapshotPolicy: es.EveryN(0)},

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cqrskit/cqrskit/es"
@@ -605,4 +606,91 @@ func TestCreate(t *testing.T) {
 	if _, err := b.repo.Create(ctx, "", func(*Account) error { return nil }); !errors.Is(err, event.ErrInvalidEvent) {
 		t.Fatalf("empty id: err = %v", err)
 	}
+}
+
+// A retried Update whose command raises the same event ID must return the
+// stored state: the store skips the event, so applying it again in memory
+// would show it twice (balance 20 while 10 is stored).
+func TestUpdateRetriedWithSameEventIDReturnsStoredState(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	open(t, b.repo, "retry", 0)
+	cmdID := uuid.MustParse("0190a000-0000-7000-8000-0000000000aa")
+	deposit := func(a *Account) error { return es.Raise(a, Deposited{Amount: 10}, es.WithEventID(cmdID)) }
+	for attempt := 1; attempt <= 2; attempt++ {
+		got, err := b.repo.Update(ctx, "retry", deposit)
+		must(t, err)
+		if got.Balance != 10 || got.Version() != 2 {
+			t.Fatalf("Update attempt %d returned balance %d at version %d, want the stored 10 at version 2", attempt, got.Balance, got.Version())
+		}
+		// The returned aggregate is usable: its next save is checked
+		// against the stream as usual.
+		if attempt == 2 {
+			must(t, got.Deposit(1))
+			must(t, b.repo.Save(ctx, got))
+		}
+	}
+	stored, err := b.repo.Load(ctx, "retry")
+	must(t, err)
+	if stored.Balance != 11 || stored.Version() != 3 {
+		t.Fatalf("stored balance %d at version %d, want 11 at 3", stored.Balance, stored.Version())
+	}
+
+	// Save of an instance whose events were skipped: it succeeds (nothing
+	// to append), but the instance is marked, and its next save fails
+	// instead of appending on top of a state that is not the stream's.
+	acct, err := b.repo.Load(ctx, "retry")
+	must(t, err)
+	must(t, es.Raise(acct, Deposited{Amount: 10}, es.WithEventID(cmdID)))
+	must(t, b.repo.Save(ctx, acct))
+	must(t, acct.Deposit(5))
+	if err := b.repo.Save(ctx, acct); !errors.Is(err, event.ErrConcurrencyConflict) || !strings.Contains(err.Error(), "load it again") {
+		t.Fatalf("save of an instance that re-applied a stored event: %v, want a conflict saying to load it again", err)
+	}
+	// Create retried with a fixed event ID returns the stored state too.
+	openID := uuid.MustParse("0190a000-0000-7000-8000-0000000000bb")
+	create := func(a *Account) error {
+		if err := es.Raise(a, AccountOpened{Owner: "o"}, es.WithEventID(openID)); err != nil {
+			return err
+		}
+		return es.Raise(a, Deposited{Amount: 7}, es.WithEventID(uuid.NewSHA1(openID, []byte("deposit"))))
+	}
+	for range 2 {
+		got, err := b.repo.Create(ctx, "created", create)
+		must(t, err)
+		if got.Balance != 7 || got.Version() != 2 {
+			t.Fatalf("Create returned balance %d at version %d, want 7 at 2", got.Balance, got.Version())
+		}
+	}
+}
+
+// A retryable store error (a PostgreSQL serialization failure) makes
+// Update run its cycle again, like a conflict.
+func TestUpdateRetriesRetryableErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	open(t, b.repo, "ser", 0)
+	rs := &retryableStore{Store: b.store}
+	rs.n.Store(2)
+	repo, err := es.NewRepository(rs, b.reg, es.RepositoryConfig[*Account]{New: func() *Account { return &Account{} }, StreamType: "account"})
+	must(t, err)
+	got, err := repo.Update(t.Context(), "ser", func(a *Account) error { return a.Deposit(3) })
+	must(t, err)
+	if got.Balance != 3 || rs.appends.Load() != 3 {
+		t.Fatalf("balance %d after %d appends, want 3 after 3", got.Balance, rs.appends.Load())
+	}
+}
+
+type retryableStore struct {
+	event.Store
+	n, appends atomic.Int64
+}
+
+func (s *retryableStore) Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error) {
+	s.appends.Add(1)
+	if s.n.Add(-1) >= 0 {
+		return event.AppendResult{}, fmt.Errorf("append to stream %s: %w: SQLSTATE 40001", stream, event.ErrRetryable)
+	}
+	return s.Store.Append(ctx, stream, expected, events)
 }

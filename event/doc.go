@@ -13,8 +13,16 @@
 // A Store appends atomically and checks the expected version (Any, NoStream,
 // StreamExists, Exactly(n)) under a lock; a mismatch returns a
 // *ConcurrencyError that satisfies errors.Is(err, ErrConcurrencyConflict).
-// Appending an event whose ID is already stored is a no-op. ReadAll never
-// skips an event, even when transactions commit out of position order.
+// Event IDs are unique across the store: repeating an append that is
+// already stored is a no-op, and an ID stored anywhere else fails the
+// append with ErrDuplicateEventID. ReadAll never skips an event, even when
+// transactions commit out of position order.
+//
+// # Names
+//
+// A stream type becomes a broker topic and a stream ID a message key, so
+// the store refuses at append what no broker would carry:
+// ValidateStreamType and ValidateStreamID state the rules.
 //
 // # Schema evolution
 //

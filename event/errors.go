@@ -3,6 +3,8 @@ package event
 import (
 	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 var (
@@ -18,7 +20,42 @@ var (
 	ErrUnknownEventType = errors.New("unknown event type")
 	// ErrDecode: a stored payload could not be decoded or upcast.
 	ErrDecode = errors.New("cannot decode event")
+	// ErrDuplicateEventID: an appended event's ID is already stored in
+	// another stream, or elsewhere in this stream than a retry of the same
+	// append would put it. Nothing of the append is stored. The error is a
+	// *DuplicateEventIDError naming both places.
+	ErrDuplicateEventID = errors.New("duplicate event ID")
+	// ErrRetryable: the database aborted the operation for a reason that
+	// running the whole transaction again may cure (PostgreSQL's
+	// serialization failure, SQLSTATE 40001, under REPEATABLE READ or
+	// SERIALIZABLE; a deadlock, 40P01). Nothing of the operation is
+	// stored; a caller's transaction is aborted and must be rolled back.
+	ErrRetryable = errors.New("transaction aborted by the database; retry it")
 )
+
+// DuplicateEventIDError reports an event whose ID is already stored at
+// another place. It satisfies errors.Is(err, ErrDuplicateEventID).
+type DuplicateEventIDError struct {
+	ID uuid.UUID
+	// Stream is the stream appended to; Index the event's index in the
+	// append.
+	Stream string
+	Index  int
+	// StoredStream and StoredVersion locate the stored event with that ID.
+	StoredStream  string
+	StoredVersion int64
+}
+
+func (e *DuplicateEventIDError) Error() string {
+	if e.StoredStream == e.Stream {
+		return fmt.Sprintf("append to stream %s: events[%d] has ID %s, already stored in this stream at version %d, out of the order of this append: %v",
+			e.Stream, e.Index, e.ID, e.StoredVersion, ErrDuplicateEventID)
+	}
+	return fmt.Sprintf("append to stream %s: events[%d] has ID %s, already stored in stream %s at version %d: %v",
+		e.Stream, e.Index, e.ID, e.StoredStream, e.StoredVersion, ErrDuplicateEventID)
+}
+
+func (e *DuplicateEventIDError) Is(target error) bool { return target == ErrDuplicateEventID }
 
 // ConcurrencyError is returned when an append's expected version does not
 // match the stream. It satisfies errors.Is(err, ErrConcurrencyConflict).

@@ -16,9 +16,16 @@ import (
 // the contract suite in event/eventtest.
 type Store interface {
 	// Append appends events to stream if its version satisfies expected,
-	// atomically: all events or none. Events whose ID is already stored are
-	// skipped (an idempotent retry is a no-op); if every event is already
-	// stored, Append succeeds without checking expected.
+	// atomically: all events or none.
+	//
+	// Event IDs are unique across the store. An append that repeats one
+	// already stored (its events, or a first part of them, stored in
+	// stream in the same order: see SkipStored) skips the stored events,
+	// so an idempotent retry is a no-op; if every event is already stored,
+	// Append succeeds without checking expected, and AppendResult.Skipped
+	// counts them. An ID stored anywhere else (another stream, another
+	// place in this one) fails the append with a *DuplicateEventIDError
+	// (errors.Is(err, ErrDuplicateEventID)), storing nothing.
 	Append(ctx context.Context, stream string, expected ExpectedVersion, events []Event) (AppendResult, error)
 	// Load yields the stream's events with Version >= from, in order.
 	// A stream without events yields ErrStreamNotFound.
@@ -47,14 +54,56 @@ type AppendResult struct {
 	// Events are the events as stored (IDs, versions and positions set).
 	// Events skipped as already stored are not included.
 	Events []Event
+	// Skipped counts the events of the append that were already stored
+	// (an idempotent retry): the first Skipped events of the append.
+	Skipped int
+}
+
+// StoredAt locates an event already in a store.
+type StoredAt struct {
+	Stream  string
+	Version int64
+}
+
+// SkipStored applies the store's duplicate-ID rule to an append of events
+// (as returned by PrepareAppend) to stream. stored maps the IDs among
+// events that are already in the store to where they are; it may be nil.
+//
+// The stored events must be a retry: the first events of the append,
+// stored in stream at consecutive versions in the append's order. They are
+// skipped and the rest returned (none for a whole retry). Any other stored
+// ID (in another stream, after an event not yet stored, or out of order)
+// is a *DuplicateEventIDError. Stores call SkipStored with what they found
+// under the append's lock.
+func SkipStored(stream string, events []Event, stored map[uuid.UUID]StoredAt) ([]Event, error) {
+	if len(stored) == 0 {
+		return events, nil
+	}
+	k := 0 // events[:k] are stored, in order
+	var first int64
+	for i, e := range events {
+		at, ok := stored[e.ID]
+		if !ok {
+			continue
+		}
+		if at.Stream != stream || i != k || (i > 0 && at.Version != first+int64(i)) {
+			return nil, &DuplicateEventIDError{ID: e.ID, Stream: stream, Index: i,
+				StoredStream: at.Stream, StoredVersion: at.Version}
+		}
+		if i == 0 {
+			first = at.Version
+		}
+		k++
+	}
+	return events[k:], nil
 }
 
 // PrepareAppend validates an append and fills defaults: a zero ID becomes a
 // new UUIDv7, an empty StreamID becomes stream, SchemaVersion 0 becomes 1.
 // Stores call it before touching storage; it returns a copy of events.
 func PrepareAppend(stream string, expected ExpectedVersion, events []Event) ([]Event, error) {
-	if stream == "" {
-		return nil, &ValidationError{Field: "stream", Value: "", Reason: "stream ID must not be empty"}
+	if err := ValidateStreamID(stream); err != nil {
+		return nil, err
 	}
 	if err := expected.Validate(); err != nil {
 		return nil, err
@@ -72,6 +121,13 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []Event) ([]E
 		if e.StreamID != stream {
 			return nil, &ValidationError{Field: field("StreamID"), Value: e.StreamID,
 				Reason: fmt.Sprintf("all events of one append must belong to stream %q", stream)}
+		}
+		if e.StreamType != "" {
+			// An empty StreamType is published under outbox.DefaultTopic's
+			// fallback, "events".
+			if err := validateStreamType(field("StreamType"), e.StreamType); err != nil {
+				return nil, err
+			}
 		}
 		if e.Type == "" {
 			return nil, &ValidationError{Field: field("Type"), Value: "", Reason: "event type name must not be empty"}

@@ -7,11 +7,15 @@ import (
 
 // Publisher sends messages to a broker.
 type Publisher interface {
-	// Publish sends msgs, pipelined, and returns after the broker
-	// acknowledged every one of them, or with a *PublishError listing the
-	// ones it did not. A message after a failed one with the same key is
-	// not sent (ErrEarlierFailed), so a retry keeps the key's order.
-	// Publishing no messages is a no-op.
+	// Publish sends msgs and returns after the broker acknowledged every
+	// one of them, or with a *PublishError listing the ones it did not.
+	// Messages with the same key are stored in the order given; after one
+	// fails, whether before or after it was sent, no later message with
+	// that key in the call is sent (each reports an error wrapping
+	// ErrEarlierFailed). So the broker holds a prefix of each key's
+	// messages, and publishing the failed ones again, in order, keeps the
+	// key's order. Messages with different keys, or none, are pipelined
+	// and may be stored in any order. Publishing no messages is a no-op.
 	Publish(ctx context.Context, msgs ...Message) error
 }
 

@@ -16,8 +16,8 @@
 //
 // # Publishing
 //
-// Publish sends a batch pipelined, without a round trip per message, and
-// returns once the broker acknowledged every message, or with a
+// Publish sends a batch pipelined across keys, without a round trip per
+// message (a key's messages go one ack after another), and returns once the broker acknowledged every message, or with a
 // *PublishError naming each message it did not (Failed, Indexes). The
 // other messages of the call were stored. A failed message may have been
 // stored all the same (its ack was lost), so republish it with the same ID:
@@ -25,9 +25,11 @@
 // duplicate window; Kafka stores it again and consumers see the duplicate
 // with the same ID.
 //
-// A message after a failed one with the same key is not sent at all
-// (ErrEarlierFailed): a retry of the failed messages then keeps the key's
-// order. Bad input fails only the message concerned, with a
+// Messages with the same key are stored in the order given. After one
+// fails, whether before it was sent or after (a rejection, a lost ack), no
+// later message with that key in the call is sent (ErrEarlierFailed): the
+// broker holds a prefix of the key's messages, and a retry of the failed
+// ones keeps the key's order. Bad input fails only the message concerned, with a
 // *ValidationError (ErrInvalidArgument) naming the field and value, or a
 // *MessageTooLargeError (ErrMessageTooLarge) with the size and the limit.
 // An unreachable broker fails fast with ErrUnavailable; ctx bounds the wait.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,8 +257,8 @@ func testDuplicateEventID(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatalf("re-append of stored events: %v, want a no-op", err)
 	}
-	if res.Version != 2 || len(res.Events) != 0 {
-		t.Errorf("no-op result = {Version %d, %d events}, want {2, 0}", res.Version, len(res.Events))
+	if res.Version != 2 || len(res.Events) != 0 || res.Skipped != 2 {
+		t.Errorf("no-op result = {Version %d, %d events, Skipped %d}, want {2, 0, 2}", res.Version, len(res.Events), res.Skipped)
 	}
 	// A batch mixing a stored and a new event stores only the new one.
 	e3 := newEvent("test.c", 3)
@@ -273,13 +274,58 @@ func testDuplicateEventID(t *testing.T, h Harness) {
 	if !slices.Equal(ids, []uuid.UUID{e1.ID, e2.ID, e3.ID}) || !slices.Equal(versions(got), seq(1, 3)) {
 		t.Errorf("stream holds %v at versions %v, want e1,e2,e3 at 1..3", ids, versions(got))
 	}
-	// The same ID in another stream is still the same event: not stored twice.
-	other := stream(t)
-	if _, err := s.Append(ctxFor(t), other, event.Any, []event.Event{e1}); err != nil {
-		t.Fatalf("append stored ID to another stream: %v", err)
+	if res.Skipped != 1 || len(res.Events) != 1 || res.Events[0].ID != e3.ID {
+		t.Errorf("mixed batch result = {Skipped %d, %d events}, want {1, [e3]}", res.Skipped, len(res.Events))
 	}
+	// A whole retry reports how many events it skipped.
+	if res, err := s.Append(ctxFor(t), st, event.Exactly(1), []event.Event{e2, e3}); err != nil || res.Skipped != 2 || res.Version != 3 {
+		t.Errorf("retry of the mixed batch = %+v, %v; want {Version 3, Skipped 2}", res, err)
+	}
+
+	// The same ID anywhere else is an error naming both places, and the
+	// append stores nothing, not even its new events.
+	other := stream(t)
+	fresh := newEvent("test.d", 4)
+	wantDup := func(name string, err error, stored string, version int64) {
+		t.Helper()
+		var de *event.DuplicateEventIDError
+		if !errors.As(err, &de) || !errors.Is(err, event.ErrDuplicateEventID) {
+			t.Fatalf("%s: %v, want a *event.DuplicateEventIDError", name, err)
+		}
+		if de.StoredStream != stored || de.StoredVersion != version {
+			t.Errorf("%s: error locates the stored event at %s version %d, want %s version %d", name, de.StoredStream, de.StoredVersion, stored, version)
+		}
+		if msg := err.Error(); !strings.Contains(msg, stored) || !strings.Contains(msg, de.Stream) || !strings.Contains(msg, de.ID.String()) {
+			t.Errorf("%s: message %q does not name the ID and both streams", name, msg)
+		}
+	}
+	_, err = s.Append(ctxFor(t), other, event.Any, []event.Event{e1})
+	wantDup("stored ID appended to another stream", err, st, 1)
+	_, err = s.Append(ctxFor(t), other, event.NoStream, []event.Event{fresh, e2})
+	wantDup("stored ID after a new event, in another stream", err, st, 2)
+	_, err = s.Append(ctxFor(t), st, event.Any, []event.Event{fresh, e1})
+	wantDup("stored ID after a new event in its own stream", err, st, 1)
+	_, err = s.Append(ctxFor(t), st, event.Any, []event.Event{e3, e1})
+	wantDup("stored IDs out of their order", err, st, 1)
 	if n := len(readAll(t, s, 100)); n != 3 {
 		t.Errorf("global log holds %d events, want 3", n)
+	}
+	if _, err := load(t, s, other, 1); !errors.Is(err, event.ErrStreamNotFound) {
+		t.Errorf("load %s after refused appends: %v, want ErrStreamNotFound", other, err)
+	}
+
+	if ts, ok := s.(event.TxStore); ok {
+		ctx := ctxFor(t)
+		tx, err := ts.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		_, err = ts.AppendTx(ctx, tx, other, event.Any, []event.Event{e1})
+		wantDup("AppendTx of a stored ID to another stream", err, st, 1)
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -376,6 +422,8 @@ func testBadInput(t *testing.T, h Harness) {
 	dup := newEvent("test.x", 0)
 	negSchema := newEvent("test.x", 0)
 	negSchema.SchemaVersion = -1
+	badType := newEvent("test.x", 0)
+	badType.StreamType = "order:line"
 	cases := []struct {
 		name   string
 		stream string
@@ -392,6 +440,10 @@ func testBadInput(t *testing.T, h Harness) {
 		{"negative schema version", st, event.Any, []event.Event{negSchema}, "events[0].SchemaVersion"},
 		{"Exactly(0)", st, event.Exactly(0), events(1), "expected version"},
 		{"Exactly(-3)", st, event.Exactly(-3), events(1), "expected version"},
+		// Names no broker carries: the stream type is the topic, the
+		// stream ID the message key.
+		{"undeliverable stream type", st, event.Any, []event.Event{newEvent("test.x", 0), badType}, "events[1].StreamType"},
+		{"control character in stream ID", "test-\n1", event.Any, events(1), "stream"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,9 +10,12 @@
 //
 // # Publishing
 //
-// Publish produces every message, then waits for all acks (PublishTimeout,
+// Publish produces the messages and waits for their acks (PublishTimeout,
 // ctx). The record key is Message.Key, so a key stays on one partition in
-// publish order; Message.ID travels in the Cqrs-Msg-Id header and headers
+// publish order. Keys are pipelined, but a key has at most one record in
+// flight and none after a failure: franz-go fails the records buffered
+// behind a failed batch, not ones produced after it, so producing a key's
+// records all at once could store 1 and 3 of a key whose 2 failed; Message.ID travels in the Cqrs-Msg-Id header and headers
 // as record headers. The producer is idempotent (franz-go's default): its
 // own retries never duplicate or reorder a record. Kafka has no
 // de-duplication by message ID, though: a message the caller publishes

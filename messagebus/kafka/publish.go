@@ -13,11 +13,17 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus/internal/pubbatch"
 )
 
-// Publish implements messagebus.Publisher. It produces every message (key
-// = Message.Key, so a key keeps to one partition and its order; ID in the
-// Cqrs-Msg-Id header), then waits for all acks. The producer is idempotent:
-// its own retries never duplicate a record, but a message published twice
-// by the caller is stored twice. Consumers see the duplicate with the same
+// Publish implements messagebus.Publisher. It produces the messages (key
+// = Message.Key, so a key keeps to one partition; ID in the Cqrs-Msg-Id
+// header) and waits for their acks. Keys are pipelined, but a key has at
+// most one record in flight: its next record is produced once the previous
+// one is acknowledged, and not at all after a failure. franz-go keeps a
+// partition's order through its own retries, but a failed batch (a
+// rejection such as MESSAGE_TOO_LARGE, a timeout, a context) does not stop
+// the partition's later batches, so without this a key could be stored as
+// 1, 3 and, after the caller's retry, 2. The producer is idempotent: its
+// own retries never duplicate a record, but a message published twice by
+// the caller is stored twice. Consumers see the duplicate with the same
 // ID.
 func (b *Broker) Publish(ctx context.Context, msgs ...messagebus.Message) error {
 	if len(msgs) == 0 {
@@ -41,22 +47,26 @@ func (b *Broker) Publish(ctx context.Context, msgs ...messagebus.Message) error 
 	results := make(chan result, len(msgs))
 	produced := make([]bool, len(msgs)) // awaiting an ack
 	pending := 0
-	for i, m := range msgs {
-		if !batch.Prepare(i) {
-			continue
+	produce := func(i int) {
+		if !batch.Next(i) {
+			return
 		}
+		m := msgs[i]
 		size := recordSize(m)
 		if size > b.cfg.MaxMessageBytes {
 			batch.Reject(i, &messagebus.MessageTooLargeError{Size: size, Limit: b.cfg.MaxMessageBytes, What: "kafka.Config.MaxMessageBytes"})
-			continue
+			return
 		}
 		if err := b.ensureTopic(ctx, m.Topic); err != nil {
 			batch.Reject(i, err)
-			continue
+			return
 		}
 		pending++
 		produced[i] = true
 		b.cl.Produce(ctx, record(m), func(_ *kgo.Record, err error) { results <- result{i, err} })
+	}
+	for i := range msgs {
+		produce(i)
 	}
 	// franz-go checks RecordDeliveryTimeout only around requests; while no
 	// broker answers, this timer is what bounds the wait.
@@ -67,8 +77,12 @@ func (b *Broker) Publish(ctx context.Context, msgs ...messagebus.Message) error 
 		case r := <-results:
 			pending--
 			produced[r.i] = false
+			var err error
 			if r.err != nil {
-				batch.Fail(r.i, b.produceErr(msgs[r.i], r.err))
+				err = b.produceErr(msgs[r.i], r.err)
+			}
+			if next, ok := batch.Done(r.i, err); ok {
+				produce(next)
 			}
 		case <-ctx.Done():
 			// Records still buffered are abandoned; they may yet be stored.
@@ -83,12 +97,15 @@ func (b *Broker) Publish(ctx context.Context, msgs ...messagebus.Message) error 
 	return batch.Err()
 }
 
+// failWaiting records err for the records awaiting an ack, which blocks
+// their keys, and for the messages held behind keys in flight.
 func failWaiting(batch *pubbatch.Batch, produced []bool, err error) {
 	for i, waiting := range produced {
 		if waiting {
-			batch.Fail(i, err)
+			batch.Done(i, err)
 		}
 	}
+	batch.FailHeld(fmt.Errorf("not sent, waiting for the ack of an earlier message with its key: %w", err))
 }
 
 func record(m messagebus.Message) *kgo.Record {

@@ -103,3 +103,41 @@ func BenchmarkRawPublishAsync(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkPublishKeys publishes batches of 1,000 messages spread over
+// 1,000, 10 or 1 keys, on the in-process and the machine's server: the
+// price of holding each key to one unacknowledged message.
+//
+//	go test -run '^$' -bench 'PublishKeys' -benchtime 20x ./messagebus/natsjs/
+func BenchmarkPublishKeys(b *testing.B) {
+	servers := []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"inprocess", testutil.NATS}, {"machine", testutil.MachineNATS}}
+	for _, srv := range servers {
+		b.Run(srv.name, func(b *testing.B) {
+			url := srv.url(b)
+			for _, keys := range []int{1000, 10, 1} {
+				b.Run("keys="+strconv.Itoa(keys), func(b *testing.B) {
+					br := newBroker(b, url, natsjs.Config{Logger: slog.New(slog.DiscardHandler)})
+					msgs := make([]messagebus.Message, benchBatch)
+					for i := range msgs {
+						msgs[i] = messagebus.Message{Topic: "product", Key: "product-" + strconv.Itoa(i%keys), Payload: benchPayload, Headers: benchHeaders}
+					}
+					ctx := context.Background()
+					n := 0
+					for b.Loop() {
+						for i := range msgs {
+							msgs[i].ID = "msg-" + strconv.Itoa(n)
+							n++
+						}
+						if err := br.Publish(ctx, msgs...); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+				})
+			}
+		})
+	}
+}

@@ -153,11 +153,13 @@ func (b *Broker) provision(ctx context.Context) error {
 		if !covered {
 			return fmt.Errorf("natsjs: stream %s captures %v, not %s (UseExistingStream is set)", b.cfg.Stream, sc.Subjects, all)
 		}
-	} else if !covered || sc.Duplicates != b.cfg.DuplicateWindow {
+	} else if !covered || sc.Duplicates < b.cfg.DuplicateWindow {
+		// Raise a shorter window; never lower one an operator made
+		// longer.
 		if !covered {
 			sc.Subjects = append(sc.Subjects, all)
 		}
-		sc.Duplicates = b.cfg.DuplicateWindow
+		sc.Duplicates = max(sc.Duplicates, b.cfg.DuplicateWindow)
 		if s, err = b.js.UpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("natsjs: update stream %s on %s (subjects %v, duplicate window %s): %w",
 				b.cfg.Stream, b.url, sc.Subjects, sc.Duplicates, b.apiErr(err))
@@ -166,6 +168,10 @@ func (b *Broker) provision(ctx context.Context) error {
 	}
 	if sc.MaxMsgSize > 0 {
 		b.maxMsgSize = int(sc.MaxMsgSize)
+	}
+	if sc.Duplicates < b.cfg.RetryHorizon {
+		b.cfg.Logger.Warn("natsjs: the stream's duplicate window is shorter than the retry horizon; a message republished after a lost ack may be stored twice",
+			"stream", b.cfg.Stream, "url", b.url, "duplicate_window", sc.Duplicates, "retry_horizon", b.cfg.RetryHorizon)
 	}
 	return nil
 }

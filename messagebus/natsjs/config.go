@@ -40,8 +40,9 @@ type Config struct {
 	SubjectPrefix string
 	// UseExistingStream makes New use the stream as it is: it must exist
 	// and capture <prefix>.>. Defaults to false: the stream is created, or
-	// an existing one gets the subject and duplicate window it needs (its
-	// other settings are kept).
+	// an existing one gets the subject it needs and a duplicate window of
+	// at least DuplicateWindow (a longer one is kept, as are its other
+	// settings).
 	UseExistingStream bool
 	// Storage of a created stream. Defaults to jetstream.FileStorage.
 	Storage jetstream.StorageType
@@ -49,15 +50,25 @@ type Config struct {
 	Replicas int
 	// DuplicateWindow is how long the server remembers message IDs and
 	// drops republished duplicates. It must cover the longest time a
-	// publisher may take to republish after a lost ack. Defaults to 2
+	// publisher may take to republish after a lost ack (RetryHorizon).
+	// New never shortens an existing stream's window. Defaults to 2
 	// minutes.
 	DuplicateWindow time.Duration
+	// RetryHorizon is the longest time a publisher is expected to take to
+	// republish a message whose ack was lost: the lost publish, the
+	// relay's backoff and the republish. New logs a warning when the
+	// stream's duplicate window is shorter, since a republish after it is
+	// stored twice (consumers then drop it by its ID). Defaults to 3 x
+	// PublishTimeout (30 seconds): the publish that lost its ack, a relay
+	// backoff at most as long, and the republish.
+	RetryHorizon time.Duration
 	// MaxAge is how long a created stream keeps messages. Defaults to 0:
 	// forever.
 	MaxAge time.Duration
 
-	// PublishTimeout bounds the wait for the acks of one Publish call.
-	// Defaults to 10 seconds.
+	// PublishTimeout bounds one Publish call: the wait for its acks,
+	// including those of a key's messages sent one after another. Defaults
+	// to 10 seconds.
 	PublishTimeout time.Duration
 
 	// MaxDeliveries is the subscriptions' default number of deliveries
@@ -97,6 +108,7 @@ func (c Config) withDefaults() Config {
 	c.Replicas = cmp.Or(c.Replicas, 1)
 	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, 2*time.Minute)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 10*time.Second)
+	c.RetryHorizon = cmp.Or(c.RetryHorizon, 3*c.PublishTimeout)
 	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
 	c.RetryDelay = cmp.Or(c.RetryDelay, time.Second)
 	c.FetchBatch = cmp.Or(c.FetchBatch, 256)
@@ -130,6 +142,7 @@ func (c Config) validate() error {
 	positive("DuplicateWindow", c.DuplicateWindow)
 	positive("MaxAge", c.MaxAge)
 	positive("PublishTimeout", c.PublishTimeout)
+	positive("RetryHorizon", c.RetryHorizon)
 	positive("AckWait", c.AckWait)
 	positive("RetryDelay", c.RetryDelay)
 	if c.MaxAge > 0 && c.DuplicateWindow > c.MaxAge {

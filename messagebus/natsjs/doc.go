@@ -6,8 +6,10 @@
 // New connects (ConnectTimeout; the error names the URL, without its
 // password) and provisions one stream, "CQRSKIT" by default, that captures
 // <SubjectPrefix>.>: it is created with file storage, or an existing one is
-// given the subject and duplicate window it needs and keeps its other
-// settings. With UseExistingStream the stream is used exactly as it is.
+// given the subject it needs and a duplicate window of at least
+// DuplicateWindow; a longer window and its other settings are kept. With
+// UseExistingStream the stream is used exactly as it is. New logs a
+// warning when the stream's window is shorter than RetryHorizon.
 //
 // A message goes to <prefix>.<topic>.<key token>. The key token is the key
 // itself when it is a short word of ASCII letters, digits, '_' and '-' (a
@@ -17,8 +19,12 @@
 //
 // # Publishing
 //
-// Publish sends every message with PublishMsgAsync and Nats-Msg-Id set to
-// the message ID, then waits for all acks (PublishTimeout, ctx). The
+// Publish sends the messages with PublishMsgAsync and Nats-Msg-Id set to
+// the message ID, and waits for their acks (PublishTimeout, ctx). Keys are
+// pipelined, but a key has at most one unacknowledged message: its next
+// one is sent on the previous one's ack, and not at all after a failure,
+// so a lost or negative ack never lets a later message of the key be
+// stored before an earlier one. The
 // server drops a message whose ID it stored within the duplicate window
 // (2 minutes by default) and acknowledges it as a duplicate, so a relay
 // that republishes after a crash or a lost ack stores nothing twice. Sizes

@@ -13,10 +13,15 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus/internal/pubbatch"
 )
 
-// Publish implements messagebus.Publisher. It sends every message with
-// PublishMsgAsync, Nats-Msg-Id set to the message ID, then waits for all
-// acks, up to PublishTimeout or ctx. A message the server reports as a
-// duplicate counts as acknowledged: it was stored before.
+// Publish implements messagebus.Publisher. It sends the messages with
+// PublishMsgAsync, Nats-Msg-Id set to the message ID, pipelined across
+// keys but with at most one unacknowledged message per key: a key's next
+// message is sent once the previous one's ack arrived, so a lost ack
+// (timeout, leader election, a rejection after sending) can never leave
+// the stream with a later message of the key stored before an earlier
+// one. The wait for acks is bounded by PublishTimeout and ctx. A message
+// the server reports as a duplicate counts as acknowledged: it was stored
+// before.
 //
 // While the connection is down Publish fails at once with
 // messagebus.ErrUnavailable; the client reconnects in the background.
@@ -36,62 +41,82 @@ func (b *Broker) Publish(ctx context.Context, msgs ...messagebus.Message) error 
 		batch.FailAll(fmt.Errorf("not connected to %s (%s): %w", b.url, b.nc.Status(), messagebus.ErrUnavailable))
 		return batch.Err()
 	}
-	deadline := time.Now().Add(b.cfg.PublishTimeout)
+	start := time.Now()
+	deadline := start.Add(b.cfg.PublishTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	limit, what := b.sizeLimit()
-	// Past maxPending unacknowledged publishes, PublishMsgAsync waits for
-	// a free slot up to the stall wait: let it wait as long as Publish may.
-	stall := jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond))
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
-		if !batch.Prepare(i) {
-			continue
+	// In flight, oldest first. Acks come back in send order, so waiting
+	// on the oldest costs nothing.
+	var fifo []inflight
+	send := func(i int) {
+		if !batch.Next(i) {
+			return
 		}
-		nm := b.natsMsg(m)
+		nm := b.natsMsg(msgs[i])
 		if size := msgSize(nm); size > limit {
 			batch.Reject(i, &messagebus.MessageTooLargeError{Size: size, Limit: limit, What: what})
-			continue
+			return
 		}
-		f, err := b.js.PublishMsgAsync(nm, stall)
+		// Past maxPending unacknowledged publishes, PublishMsgAsync waits
+		// for a free slot up to the stall wait: let it wait as long as
+		// Publish may.
+		f, err := b.js.PublishMsgAsync(nm, jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond)))
 		if err != nil {
 			batch.Reject(i, b.sendErr(nm, err))
-			continue
+			return
 		}
-		futures[i] = f
+		fifo = append(fifo, inflight{i, f})
 	}
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
+	for i := range msgs {
+		send(i)
+	}
+	// ctx's deadline, if sooner, ends the wait through ctx.Done.
+	timeout := time.NewTimer(time.Until(start.Add(b.cfg.PublishTimeout)))
+	defer timeout.Stop()
+	for len(fifo) > 0 {
+		head := fifo[0]
+		var err error
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			batch.Fail(i, b.ackErr(f.Msg(), err))
+		case <-head.f.Ok():
+		case e := <-head.f.Err():
+			err = b.ackErr(head.f.Msg(), e)
 		case <-ctx.Done():
-			b.abandon(batch, futures[i:], i, ctx.Err())
+			b.abandon(batch, fifo, fmt.Errorf("no ack before the context ended (the message may be stored): %w", ctx.Err()))
 			return batch.Err()
+		case <-timeout.C:
+			b.abandon(batch, fifo, fmt.Errorf("no ack from %s within %s (the message may be stored): %w: %w",
+				b.url, b.cfg.PublishTimeout, jetstream.ErrAsyncPublishTimeout, messagebus.ErrUnavailable))
+			return batch.Err()
+		}
+		fifo = fifo[1:]
+		if next, ok := batch.Done(head.i, err); ok {
+			send(next)
 		}
 	}
 	return batch.Err()
 }
 
-// abandon records err for each future from index first on that has no
-// outcome yet.
-func (b *Broker) abandon(batch *pubbatch.Batch, futures []jetstream.PubAckFuture, first int, err error) {
-	for j, f := range futures {
-		if f == nil {
-			continue
-		}
+type inflight struct {
+	i int
+	f jetstream.PubAckFuture
+}
+
+// abandon records the outcome of each message in flight: err for those
+// without an ack yet. Their keys' held messages fail too.
+func (b *Broker) abandon(batch *pubbatch.Batch, fifo []inflight, err error) {
+	for _, in := range fifo {
 		select {
-		case <-f.Ok():
-		case e := <-f.Err():
-			batch.Fail(first+j, b.ackErr(f.Msg(), e))
+		case <-in.f.Ok():
+			batch.Done(in.i, nil) // a held message behind it stays unsent
+		case e := <-in.f.Err():
+			batch.Done(in.i, b.ackErr(in.f.Msg(), e))
 		default:
-			batch.Fail(first+j, fmt.Errorf("no ack before the context ended (the message may be stored): %w", err))
+			batch.Done(in.i, err)
 		}
 	}
+	batch.FailHeld(fmt.Errorf("not sent, waiting for the ack of an earlier message with its key: %w", err))
 }
 
 func (b *Broker) natsMsg(m messagebus.Message) *nats.Msg {

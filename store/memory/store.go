@@ -23,7 +23,7 @@ type Store struct {
 	// streams maps a stream ID to the indexes in log of its events, in
 	// version order.
 	streams   map[string][]int
-	ids       map[uuid.UUID]struct{}
+	ids       map[uuid.UUID]int // event ID -> index in log
 	snapshots map[string]es.Snapshot
 	outbox    []outbox.Record
 	outboxSeq int64
@@ -43,7 +43,7 @@ var (
 func New() *Store {
 	return &Store{
 		streams:   map[string][]int{},
-		ids:       map[uuid.UUID]struct{}{},
+		ids:       map[uuid.UUID]int{},
 		snapshots: map[string]es.Snapshot{},
 		listeners: map[chan struct{}]struct{}{},
 		now:       time.Now,
@@ -63,14 +63,22 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	defer s.mu.Unlock()
 
 	current := int64(len(s.streams[stream]))
-	fresh := events[:0]
+	var stored map[uuid.UUID]event.StoredAt
 	for _, e := range events {
-		if _, stored := s.ids[e.ID]; !stored {
-			fresh = append(fresh, e)
+		if i, ok := s.ids[e.ID]; ok {
+			if stored == nil {
+				stored = map[uuid.UUID]event.StoredAt{}
+			}
+			stored[e.ID] = event.StoredAt{Stream: s.log[i].StreamID, Version: s.log[i].Version}
 		}
 	}
+	fresh, err := event.SkipStored(stream, events, stored)
+	if err != nil {
+		return event.AppendResult{}, err
+	}
+	skipped := len(events) - len(fresh)
 	if len(fresh) == 0 {
-		return event.AppendResult{Version: current}, nil
+		return event.AppendResult{Version: current, Skipped: skipped}, nil
 	}
 	if err := expected.Check(stream, current); err != nil {
 		return event.AppendResult{}, err
@@ -86,14 +94,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 		// are still the caller's.
 		e.Data = clone(e.Data)
 		s.streams[stream] = append(s.streams[stream], len(s.log))
+		s.ids[e.ID] = len(s.log)
 		s.log = append(s.log, e)
-		s.ids[e.ID] = struct{}{}
 		s.outboxSeq++
 		s.outbox = append(s.outbox, outbox.Record{ID: s.outboxSeq, Event: e})
 		out[i] = copyEvent(e)
 	}
 	s.notify()
-	return event.AppendResult{Version: current + int64(len(fresh)), Events: out}, nil
+	return event.AppendResult{Version: current + int64(len(fresh)), Events: out, Skipped: skipped}, nil
 }
 
 // Load implements event.Store. It yields copies of the events that were in

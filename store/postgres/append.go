@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -68,10 +67,11 @@ SELECT position, (tx_id::text)::bigint, version, recorded_at FROM e ORDER BY ver
 }
 
 // diagnoseSQL runs only when the fast path inserted nothing: the stream's
-// version and which of the events are already stored.
+// version and where the events already stored are.
 const diagnoseSQL = `SELECT
 	coalesce((SELECT version FROM {streams} WHERE stream_id = $1), 0),
-	coalesce((SELECT string_agg(id::text, ',') FROM {events} WHERE id = ANY($2::uuid[])), '')`
+	coalesce((SELECT json_agg(json_build_object('id', id, 'stream', stream_id, 'version', version))
+		FROM {events} WHERE id = ANY($2::uuid[])), '[]')`
 
 // maxAppendAttempts bounds the retries of an append that lost a race.
 const maxAppendAttempts = 5
@@ -106,10 +106,11 @@ func (s *Store) append(ctx context.Context, q querier, inTx bool, stream string,
 	}
 
 	var conflict error
+	skipped := 0
 	for range maxAppendAttempts {
 		stored, err := s.tryAppend(ctx, q, stream, expected, events)
 		if err == nil && len(stored) > 0 {
-			return event.AppendResult{Version: stored[len(stored)-1].Version, Events: stored}, nil
+			return event.AppendResult{Version: stored[len(stored)-1].Version, Events: stored, Skipped: skipped}, nil
 		}
 		if err != nil {
 			switch uniqueViolation(err) {
@@ -135,11 +136,16 @@ func (s *Store) append(ctx context.Context, q querier, inTx bool, stream string,
 		if err != nil {
 			return event.AppendResult{}, wrap(op, err)
 		}
-		if len(dups) == len(events) {
-			return event.AppendResult{Version: current}, nil // an idempotent retry
-		}
 		if len(dups) > 0 {
-			events = without(events, dups)
+			fresh, err := event.SkipStored(stream, events, dups)
+			if err != nil {
+				return event.AppendResult{}, err
+			}
+			skipped += len(events) - len(fresh)
+			if len(fresh) == 0 {
+				return event.AppendResult{Version: current, Skipped: skipped}, nil // an idempotent retry
+			}
+			events = fresh
 			continue
 		}
 		if conflict = expected.Check(stream, current); conflict != nil {
@@ -219,27 +225,29 @@ func (s *Store) tryAppend(ctx context.Context, q querier, stream string, expecte
 	return stored, nil
 }
 
-// diagnose returns the stream's version and the IDs among events already
-// stored.
-func (s *Store) diagnose(ctx context.Context, q querier, stream string, events []event.Event) (int64, map[uuid.UUID]bool, error) {
+// diagnose returns the stream's version and where the events already
+// stored are.
+func (s *Store) diagnose(ctx context.Context, q querier, stream string, events []event.Event) (int64, map[uuid.UUID]event.StoredAt, error) {
 	ids := make([]uuid.UUID, len(events))
 	for i, e := range events {
 		ids[i] = e.ID
 	}
 	var current int64
-	var list string
+	var list []byte
 	if err := q.QueryRowContext(ctx, s.q.diagnose, stream, ids).Scan(&current, &list); err != nil {
 		return 0, nil, err
 	}
-	dups := map[uuid.UUID]bool{}
-	if list != "" {
-		for _, str := range strings.Split(list, ",") {
-			id, err := uuid.Parse(str)
-			if err != nil {
-				return 0, nil, fmt.Errorf("parse stored event ID %q: %w", str, err)
-			}
-			dups[id] = true
-		}
+	var rows []struct {
+		ID      uuid.UUID `json:"id"`
+		Stream  string    `json:"stream"`
+		Version int64     `json:"version"`
+	}
+	if err := json.Unmarshal(list, &rows); err != nil {
+		return 0, nil, fmt.Errorf("decode stored event IDs: %w", err)
+	}
+	dups := make(map[uuid.UUID]event.StoredAt, len(rows))
+	for _, r := range rows {
+		dups[r.ID] = event.StoredAt{Stream: r.Stream, Version: r.Version}
 	}
 	return current, dups, nil
 }
@@ -253,16 +261,6 @@ func (s *Store) conflictAfterAbort(ctx context.Context, op string, stream string
 		return wrap(op, fmt.Errorf("a concurrent append won, and reading the stream's version failed: %w", err))
 	}
 	return &event.ConcurrencyError{Stream: stream, Expected: expected, Actual: current}
-}
-
-func without(events []event.Event, ids map[uuid.UUID]bool) []event.Event {
-	out := events[:0:0]
-	for _, e := range events {
-		if !ids[e.ID] {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 func encodeMetadata(m event.Metadata) (string, error) {

@@ -24,6 +24,45 @@ WHERE sn.version <= EXCLUDED.version`
 // already stored for its stream. A zero CreatedAt means now. See
 // es.SnapshotStore.
 func (s *Store) SaveSnapshot(ctx context.Context, snap es.Snapshot) error {
+	if err := checkSnapshot(snap); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snapshotArgs(snap)...)
+	return wrap("save snapshot of stream "+snap.StreamID+" at version "+strconv.FormatInt(snap.Version, 10), err)
+}
+
+// SaveSnapshotTx is SaveSnapshot inside tx, so the snapshot commits or
+// rolls back with the caller's writes. It runs in a savepoint: a failure
+// leaves tx usable. See es.SnapshotTxStore.
+func (s *Store) SaveSnapshotTx(ctx context.Context, tx *sql.Tx, snap es.Snapshot) error {
+	if tx == nil {
+		return &event.ValidationError{Field: "tx", Value: "nil", Reason: "SaveSnapshotTx needs a transaction; use SaveSnapshot without one"}
+	}
+	if err := checkSnapshot(snap); err != nil {
+		return err
+	}
+	op := "save snapshot of stream " + snap.StreamID + " at version " + strconv.FormatInt(snap.Version, 10)
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT cqrskit_snapshot"); err != nil {
+		return wrap(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q.saveSnapshot, snapshotArgs(snap)...); err != nil {
+		// Cleanup must run even when ctx is done; the caller still owns tx.
+		_, _ = tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO SAVEPOINT cqrskit_snapshot")
+		return wrap(op, err)
+	}
+	_, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT cqrskit_snapshot")
+	return wrap(op, err)
+}
+
+func snapshotArgs(snap es.Snapshot) []any {
+	var createdAt *time.Time
+	if !snap.CreatedAt.IsZero() {
+		createdAt = &snap.CreatedAt
+	}
+	return []any{snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, createdAt}
+}
+
+func checkSnapshot(snap es.Snapshot) error {
 	switch {
 	case snap.StreamID == "":
 		return &event.ValidationError{Field: "snapshot StreamID", Value: "", Reason: "stream ID must not be empty"}
@@ -32,12 +71,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap es.Snapshot) error {
 	case snap.Data == nil:
 		return &event.ValidationError{Field: "snapshot Data", Value: "nil", Reason: "state must not be nil"}
 	}
-	var createdAt *time.Time
-	if !snap.CreatedAt.IsZero() {
-		createdAt = &snap.CreatedAt
-	}
-	_, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, createdAt)
-	return wrap("save snapshot of stream "+snap.StreamID+" at version "+strconv.FormatInt(snap.Version, 10), err)
+	return nil
 }
 
 // LoadSnapshot returns the stream's snapshot; ok is false when there is

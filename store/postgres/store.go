@@ -27,9 +27,10 @@ type Store struct {
 }
 
 var (
-	_ event.TxStore    = (*Store)(nil)
-	_ es.SnapshotStore = (*Store)(nil)
-	_ outbox.Store     = (*Store)(nil)
+	_ event.TxStore      = (*Store)(nil)
+	_ es.SnapshotStore   = (*Store)(nil)
+	_ es.SnapshotTxStore = (*Store)(nil)
+	_ outbox.Store       = (*Store)(nil)
 )
 
 // ErrNotMigrated reports that the store's tables are missing.
@@ -84,9 +85,19 @@ func wrap(op string, err error) error {
 		switch pgErr.Code {
 		case "42P01", "3F000": // undefined_table, invalid_schema_name
 			return fmt.Errorf("%s: %w: %w", op, ErrNotMigrated, err)
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return fmt.Errorf("%s: %w: PostgreSQL aborted the transaction (SQLSTATE %s, %s) because a concurrent transaction touched the same rows; nothing of it is stored: roll it back and run the whole transaction again: %w",
+				op, event.ErrRetryable, pgErr.Code, retryReason(pgErr.Code), err)
 		}
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+func retryReason(code string) string {
+	if code == "40P01" {
+		return "deadlock detected"
+	}
+	return "serialization failure under REPEATABLE READ or SERIALIZABLE"
 }
 
 // uniqueViolation returns the constraint a unique violation hit, or "".

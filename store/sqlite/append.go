@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -99,37 +101,35 @@ func (s *Store) appendIn(ctx context.Context, tx *sql.Tx, st stmts, stream strin
 	}
 
 	var current int64
+	var stored map[uuid.UUID]event.StoredAt
 	if len(events) == 1 {
-		// The common case in one statement: the version, and whether the
-		// event is already stored.
-		var stored bool
-		if err := queryRow(ctx, tx, st.head, s.q.head, stream, events[0].ID.String()).Scan(&current, &stored); err != nil {
+		// The common case in one statement: the version, and where the
+		// event is stored if it is.
+		var storedStream sql.NullString
+		var storedVersion sql.NullInt64
+		if err := queryRow(ctx, tx, st.head, s.q.head, stream, events[0].ID.String()).Scan(&current, &storedStream, &storedVersion); err != nil {
 			return fail("read stream version", err)
 		}
-		if stored {
-			return event.AppendResult{Version: current}, nil // an idempotent retry
+		if storedStream.Valid {
+			stored = map[uuid.UUID]event.StoredAt{events[0].ID: {Stream: storedStream.String, Version: storedVersion.Int64}}
 		}
 	} else {
 		err := queryRow(ctx, tx, st.streamVer, s.q.streamVersion, stream).Scan(&current)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fail("read stream version", err)
 		}
-		stored, err := s.storedIDs(ctx, tx, events)
-		if err != nil {
+		if stored, err = s.storedIDs(ctx, tx, events); err != nil {
 			return fail("look up event IDs", err)
 		}
-		if len(stored) > 0 {
-			fresh := events[:0:0]
-			for _, e := range events {
-				if !stored[e.ID.String()] {
-					fresh = append(fresh, e)
-				}
-			}
-			if len(fresh) == 0 {
-				return event.AppendResult{Version: current}, nil // an idempotent retry
-			}
-			events = fresh
-		}
+	}
+	n := len(events)
+	events, err := event.SkipStored(stream, events, stored)
+	if err != nil {
+		return event.AppendResult{}, err
+	}
+	skipped := n - len(events)
+	if len(events) == 0 {
+		return event.AppendResult{Version: current, Skipped: skipped}, nil // an idempotent retry
 	}
 
 	if err := expected.Check(stream, current); err != nil {
@@ -164,33 +164,39 @@ func (s *Store) appendIn(ctx context.Context, tx *sql.Tx, st stmts, stream strin
 	if _, err := exec(ctx, tx, st.upsertStream, s.q.upsertStream, stream, streamType, last); err != nil {
 		return fail("update stream version", err)
 	}
-	return event.AppendResult{Version: last, Events: events}, nil
+	return event.AppendResult{Version: last, Events: events, Skipped: skipped}, nil
 }
 
-// storedIDs returns which of events' IDs are already in the store.
-func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, events []event.Event) (map[string]bool, error) {
-	var stored map[string]bool
+// storedIDs returns where the events already in the store are.
+func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, events []event.Event) (map[uuid.UUID]event.StoredAt, error) {
+	var stored map[uuid.UUID]event.StoredAt
 	for start := 0; start < len(events); start += insertChunk {
 		chunk := events[start:min(start+insertChunk, len(events))]
 		args := make([]any, len(chunk))
 		for i, e := range chunk {
 			args[i] = e.ID.String()
 		}
-		query := "SELECT id FROM " + s.q.eventsTable + " WHERE id IN " + placeholders(1, len(chunk))
+		query := "SELECT id, stream_id, version FROM " + s.q.eventsTable + " WHERE id IN " + placeholders(1, len(chunk))
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
 			var id string
-			if err := rows.Scan(&id); err != nil {
+			var at event.StoredAt
+			if err := rows.Scan(&id, &at.Stream, &at.Version); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			if stored == nil {
-				stored = map[string]bool{}
+			uid, err := uuid.Parse(id)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("stored event ID %q: %w", id, err)
 			}
-			stored[id] = true
+			if stored == nil {
+				stored = map[uuid.UUID]event.StoredAt{}
+			}
+			stored[uid] = at
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err

@@ -30,7 +30,7 @@ func newQueries(p string) queries {
 		snapshotsTable: p + "snapshots",
 
 		head: r.Replace(`SELECT coalesce((SELECT version FROM {p}streams WHERE stream_id = ?), 0),
-			EXISTS (SELECT 1 FROM {p}events WHERE id = ?)`),
+			e.stream_id, e.version FROM (SELECT 1) LEFT JOIN {p}events e ON e.id = ?`),
 		streamVersion: r.Replace(`SELECT version FROM {p}streams WHERE stream_id = ?`),
 		streamExists:  r.Replace(`SELECT EXISTS (SELECT 1 FROM {p}streams WHERE stream_id = ? AND version > 0)`),
 		upsertStream: r.Replace(`INSERT INTO {p}streams (stream_id, stream_type, version) VALUES (?, ?, ?)

@@ -16,6 +16,47 @@ import (
 // version is already stored; then it does nothing. A zero CreatedAt is set
 // to now.
 func (s *Store) SaveSnapshot(ctx context.Context, snap es.Snapshot) error {
+	created, err := checkSnapshot(snap)
+	if err != nil {
+		return err
+	}
+	if err := s.lockWrite(ctx); err != nil {
+		return fmt.Errorf("save snapshot of stream %s: %w", snap.StreamID, err)
+	}
+	defer s.unlockWrite()
+	return s.saveSnapshot(ctx, s.db, snap, created)
+}
+
+// SaveSnapshotTx is SaveSnapshot inside tx, a transaction on DB(): the
+// snapshot commits or rolls back with the caller's writes, and needs no
+// write lock of its own (the caller's transaction holds SQLite's). A failed
+// SaveSnapshotTx leaves tx usable. See es.SnapshotTxStore.
+func (s *Store) SaveSnapshotTx(ctx context.Context, tx *sql.Tx, snap es.Snapshot) error {
+	if tx == nil {
+		return fmt.Errorf("save snapshot of stream %s: %w", snap.StreamID,
+			&event.ValidationError{Field: "tx", Value: "nil", Reason: "SaveSnapshotTx needs a transaction; use SaveSnapshot without one"})
+	}
+	created, err := checkSnapshot(snap)
+	if err != nil {
+		return err
+	}
+	// A failed statement undoes only itself in SQLite: tx stays usable.
+	return s.saveSnapshot(ctx, tx, snap, created)
+}
+
+func (s *Store) saveSnapshot(ctx context.Context, q querier, snap es.Snapshot, created time.Time) error {
+	_, err := q.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion,
+		snap.Data, created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("save snapshot of stream %s at version %d: %w", snap.StreamID, snap.Version,
+			s.explain(ctx, q, s.q.snapshotsTable, err))
+	}
+	return nil
+}
+
+// checkSnapshot validates snap and returns its creation time (now when
+// zero).
+func checkSnapshot(snap es.Snapshot) (time.Time, error) {
 	var verr error
 	switch {
 	case snap.StreamID == "":
@@ -26,23 +67,12 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap es.Snapshot) error {
 		verr = &event.ValidationError{Field: "snapshot Data", Value: "nil", Reason: "state must not be nil"}
 	}
 	if verr != nil {
-		return fmt.Errorf("save snapshot of stream %s: %w", snap.StreamID, verr)
+		return time.Time{}, fmt.Errorf("save snapshot of stream %s: %w", snap.StreamID, verr)
 	}
-	created := snap.CreatedAt
-	if created.IsZero() {
-		created = time.Now()
+	if snap.CreatedAt.IsZero() {
+		return time.Now(), nil
 	}
-	if err := s.lockWrite(ctx); err != nil {
-		return fmt.Errorf("save snapshot of stream %s: %w", snap.StreamID, err)
-	}
-	defer s.unlockWrite()
-	_, err := s.db.ExecContext(ctx, s.q.saveSnapshot, snap.StreamID, snap.Version, snap.SchemaVersion,
-		snap.Data, created.UnixNano())
-	if err != nil {
-		return fmt.Errorf("save snapshot of stream %s at version %d: %w", snap.StreamID, snap.Version,
-			s.explain(ctx, s.db, s.q.snapshotsTable, err))
-	}
-	return nil
+	return snap.CreatedAt, nil
 }
 
 // LoadSnapshot returns the stream's snapshot; ok is false when there is

@@ -12,7 +12,7 @@ import (
 // connection). Parsing SQL is a fifth of a one-event append's cost. The
 // zero value holds none: every statement is then prepared anew.
 type stmts struct {
-	head         *sql.Stmt // stream version + "is this one event ID stored?"
+	head         *sql.Stmt // stream version + where this one event ID is stored, if it is
 	streamVer    *sql.Stmt
 	insertEvent  *sql.Stmt
 	insertOutbox *sql.Stmt

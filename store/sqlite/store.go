@@ -43,10 +43,11 @@ type Store struct {
 }
 
 var (
-	_ event.TxStore    = (*Store)(nil)
-	_ es.SnapshotStore = (*Store)(nil)
-	_ outbox.Store     = (*Store)(nil)
-	_ outbox.Notifier  = (*Store)(nil)
+	_ event.TxStore      = (*Store)(nil)
+	_ es.SnapshotStore   = (*Store)(nil)
+	_ es.SnapshotTxStore = (*Store)(nil)
+	_ outbox.Store       = (*Store)(nil)
+	_ outbox.Notifier    = (*Store)(nil)
 )
 
 // busyTimeoutMS bounds how long a statement waits for another connection's
