@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
@@ -244,7 +246,7 @@ func logger() *slog.Logger {
 }
 
 // run executes one plan and returns what went wrong (nil for a clean run).
-func run(t *testing.T, p plan) error {
+func run(t *testing.T, p plan) (err error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	log := logger()
@@ -275,22 +277,28 @@ func run(t *testing.T, p plan) error {
 		srv := testutil.NATS(t)
 		name := fmt.Sprintf("FM%d", p.seed)
 		prefix := fmt.Sprintf("fm%d", p.seed)
-		proxy, err := faultmodel.StartProxy(srv, prefix+".", dice(), p.proxy)
-		if err != nil {
-			return err
+		proxy, perr := faultmodel.StartProxy(srv, prefix+".", dice(), p.proxy)
+		if perr != nil {
+			return perr
 		}
 		defer proxy.Close()
-		pb, err := natsjs.New(ctx, natsjs.Config{URL: proxy.URL(), Stream: name, SubjectPrefix: prefix, PublishTimeout: 500 * time.Millisecond, Logger: log})
-		if err != nil {
-			return err
+		pb, perr := natsjs.New(ctx, natsjs.Config{URL: proxy.URL(), Stream: name, SubjectPrefix: prefix, PublishTimeout: 500 * time.Millisecond, Logger: log})
+		if perr != nil {
+			return perr
 		}
 		defer pb.Close()
-		sb, err := natsjs.New(ctx, natsjs.Config{URL: srv, Stream: name, SubjectPrefix: prefix, RetryDelay: 5 * time.Millisecond, Logger: log})
-		if err != nil {
-			return err
+		sb, perr := natsjs.New(ctx, natsjs.Config{URL: srv, Stream: name, SubjectPrefix: prefix, RetryDelay: 5 * time.Millisecond, Logger: log})
+		if perr != nil {
+			return perr
 		}
 		defer sb.Close()
 		pubBroker, subBroker = pb, sb
+		defer func() {
+			if err != nil {
+				err = fmt.Errorf("%w\nthe JetStream stream holds (stream: versions in storage order): %s\nthe proxy: %s",
+					err, brokerOrder(srv, name), strings.Join(proxy.Log(), "; "))
+			}
+		}()
 		defer func() {
 			t.Logf("seed %d: proxy dropped %d publishes and %d acks, delayed %d frames", p.seed,
 				proxy.DroppedPubs.Load(), proxy.DroppedAcks.Load(), proxy.Delayed.Load())
@@ -648,4 +656,43 @@ func TestFaultModelNATS(t *testing.T) {
 			t.Errorf("%v\n%v", p, err)
 		}
 	})
+}
+
+// brokerOrder reads a JetStream stream and lists each event stream's
+// versions in storage order, for the failure report.
+func brokerOrder(url, name string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err.Error()
+	}
+	str, err := js.Stream(ctx, name)
+	if err != nil {
+		return err.Error()
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	order := map[string][]string{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		msg, err := str.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		s := msg.Header.Get(outbox.HeaderStreamID)
+		order[s] = append(order[s], msg.Header.Get(outbox.HeaderVersion))
+	}
+	var out []string
+	for s, vs := range order {
+		out = append(out, s+": "+strings.Join(vs, ","))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
 }

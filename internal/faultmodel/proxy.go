@@ -41,8 +41,9 @@ type Proxy struct {
 	ln     net.Listener
 
 	mu      sync.Mutex
-	replies map[string]bool // reply subjects of data publishes in flight
+	replies map[string]string // reply subject of a data publish in flight -> what it published
 	conns   []net.Conn
+	log     []string
 
 	DroppedPubs, DroppedAcks, Delayed atomic.Int64
 }
@@ -56,7 +57,7 @@ func StartProxy(target, prefix string, dice *Dice, faults ProxyFaults) (*Proxy, 
 	if err != nil {
 		return nil, fmt.Errorf("fault proxy: listen: %w", err)
 	}
-	p := &Proxy{target: target, prefix: prefix, dice: dice, faults: faults, ln: ln, replies: map[string]bool{}}
+	p := &Proxy{target: target, prefix: prefix, dice: dice, faults: faults, ln: ln, replies: map[string]string{}}
 	go p.accept()
 	return p, nil
 }
@@ -174,23 +175,27 @@ func (p *Proxy) frame(r *bufio.Reader, line []byte, fromClient bool) ([]byte, bo
 	if fromClient {
 		data = strings.HasPrefix(subject, p.prefix)
 		if data {
+			what := describe(subject, payload)
 			if p.dice.Roll(p.faults.DropPub) {
 				p.DroppedPubs.Add(1)
+				p.note("dropped the publish of " + what)
 				return nil, false, nil
 			}
 			if reply != "" {
 				p.mu.Lock()
-				p.replies[reply] = true
+				p.replies[reply] = what
 				p.mu.Unlock()
 			}
 		}
 	} else {
 		p.mu.Lock()
-		data = p.replies[subject]
+		what, ok := p.replies[subject]
 		delete(p.replies, subject)
 		p.mu.Unlock()
+		data = ok
 		if data && p.dice.Roll(p.faults.DropAck) {
 			p.DroppedAcks.Add(1)
+			p.note("dropped the ack of " + what)
 			return nil, false, nil
 		}
 	}
@@ -199,4 +204,32 @@ func (p *Proxy) frame(r *bufio.Reader, line []byte, fromClient bool) ([]byte, bo
 		time.Sleep(p.dice.Between(0, p.faults.MaxDelay))
 	}
 	return frame, true, nil
+}
+
+func (p *Proxy) note(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.log = append(p.log, time.Now().Format("15:04:05.000")+" "+s)
+}
+
+// Log lists the frames the proxy dropped, oldest first.
+func (p *Proxy) Log() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.log...)
+}
+
+// describe names a data publish by its subject and the relay's stream and
+// version headers, when present.
+func describe(subject string, payload []byte) string {
+	out := subject
+	for _, h := range []string{"Cqrs-Stream-Version: "} {
+		if i := bytes.Index(payload, []byte(h)); i >= 0 {
+			rest := payload[i+len(h):]
+			if j := bytes.IndexByte(rest, '\r'); j >= 0 {
+				out += " version " + string(rest[:j])
+			}
+		}
+	}
+	return out
 }
