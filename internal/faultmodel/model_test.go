@@ -349,21 +349,23 @@ func run(t *testing.T, p plan) (err error) {
 	// The relays, each over its own faulty publisher, recorded against
 	// its lease.
 	leases := &faultmodel.LeaseLog{}
+	defer func() {
+		// Reported whatever else went wrong first.
+		if v := leases.Violations(); len(v) > 0 {
+			err = errors.Join(err, fmt.Errorf("lease rule broken %d times:\n  %s", len(v), strings.Join(v[:min(len(v), 5)], "\n  ")))
+		}
+	}()
 	var relayWG sync.WaitGroup
 	relayCtx, stopRelays := context.WithCancel(ctx)
 	defer func() { stopRelays(); relayWG.Wait() }()
-	var pubs []*faultmodel.Publisher
 	for i := range p.relays {
 		sl, err := st.Leader(sqlite.LeaderConfig{Name: "fm", TTL: p.ttl, Owner: "relay-" + strconv.Itoa(i)})
 		if err != nil {
 			return err
 		}
 		ld := &faultmodel.Leader{Inner: sl, Name: "relay-" + strconv.Itoa(i), Log: leases}
-		pub := &faultmodel.Publisher{Inner: pubBroker, Dice: dice(), Faults: p.pub, Reject: m.isRejected, OnSend: ld.CheckSend()}
-		if p.maxPauses > 0 {
-			pub.MaxPauses = p.maxPauses
-		}
-		pubs = append(pubs, pub)
+		pub := &faultmodel.Publisher{Inner: pubBroker, Dice: dice(), Faults: p.pub, Reject: m.isRejected,
+			OnSend: ld.CheckSend(), MaxPauses: p.maxPauses}
 		r, err := outbox.NewRelay(outbox.Config{
 			Store: &faultmodel.Store{Store: st, Leader: ld}, Publisher: pub, Leader: ld, Notifier: st,
 			BatchSize: p.batch, PollInterval: 20 * time.Millisecond, StandbyInterval: 40 * time.Millisecond,
@@ -408,9 +410,6 @@ func run(t *testing.T, p plan) (err error) {
 	}
 	if err := settle(ctx, st, m, m.all, retry, "after retrying the parked rows"); err != nil {
 		return err
-	}
-	if v := leases.Violations(); len(v) > 0 {
-		return fmt.Errorf("lease rule broken %d times:\n  %s", len(v), strings.Join(v[:min(len(v), 5)], "\n  "))
 	}
 	dls, err := st.ListDeadLetters(ctx, "", 0, 10)
 	if err != nil {
