@@ -446,6 +446,10 @@ func write(ctx context.Context, st *sqlite.Store, m *model, p plan) error {
 			}
 		}
 		m.mu.Lock()
+		// Only the marks this append adds are undone if it fails: an ID
+		// already marked belongs to an event stored before (a command
+		// touching two aggregates reuses its event IDs).
+		rejected = slices.DeleteFunc(rejected, func(id uuid.UUID) bool { return m.rejected[id] })
 		for _, id := range rejected {
 			m.rejected[id] = true
 		}

@@ -236,10 +236,11 @@ func TestRebaseTxIDsAdvancesTheCounter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t, Config{})
-	// One foreign transaction per row, more than this cluster has used.
+	// One foreign transaction per row, more than this cluster has used,
+	// with room for the transactions of tests running meanwhile.
 	if _, err := s.DB().Exec(s.adminSQL(`INSERT INTO {events} (tx_id, id, stream_id, version, type, data)
 		SELECT ((10000000000 + i)::text)::xid8, gen_random_uuid(), 'p-' || i, 1, 't', '\x00'
-		FROM generate_series(1, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint) + 500) AS i`)); err != nil {
+		FROM generate_series(1, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint) + 20000) AS i`)); err != nil {
 		t.Fatal(err)
 	}
 	n := countRows(t, s, "events")
