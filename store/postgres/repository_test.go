@@ -30,7 +30,6 @@ func (c *counter) Apply(data any) error {
 	return fmt.Errorf("counter: unexpected event %T", data)
 }
 
-
 // UpdateTx takes its snapshot in the caller's transaction: stored on
 // commit, gone on rollback.
 func TestUpdateTxWithSnapshotsWritesThemInTheTransaction(t *testing.T) {
