@@ -37,17 +37,23 @@
 // One active relay per outbox: a Leader (PostgreSQL advisory lock, SQLite
 // lease) elects it; other relay processes wait as hot standbys and take
 // over when its leadership ends. The relay confirms its lease before each
-// publish and before each delete, and bounds a publish by a time-based
-// lease's validity (ExpiringLease), so a relay that may have lost its
-// lease stops before its next publish or delete.
+// delete, renews a time-based lease (ExpiringLease) before a publish once
+// half of it has passed and bounds the publish by its validity, so a relay
+// that may have lost its lease deletes nothing more and publishes nothing
+// after its lease ran out. (A PostgreSQL lock lost with its session is
+// noticed at the next delete, or the next Keep between batches; a publish
+// in between is harmless: one message per stream in flight, with IDs the
+// broker de-duplicates.)
 //
 // Broker or database unavailable: the relay backs off exponentially
 // (MinBackoff to MaxBackoff), loses nothing, and resumes by itself.
 //
 // Woken by a Notifier (PostgreSQL LISTEN/NOTIFY, an in-process signal for
-// SQLite); polling is only the fallback. After a batch that found rows the
-// relay looks again at once, so rows that committed during a publish do not
-// wait for a notification of their own.
+// SQLite); polling is only the fallback. A Notifier must not lose a
+// commit's wake-up: the PostgreSQL Listener follows the transactions
+// running at each notification, so a commit whose notification the store
+// coalesced away still wakes the relay. Without a Notifier the relay looks
+// again at once after a batch that found rows.
 //
 // # Observability
 //

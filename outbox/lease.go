@@ -16,17 +16,22 @@ func (e *leaseLostError) Unwrap() error { return e.err }
 // leaseClock keeps a relay's lease confirmed around each publish and
 // delete. For an ExpiringLease it renews when half of the lease's length
 // has passed and bounds each publish to end a margin before the lease may
-// run out, so a publish never outlives leadership; for other leases (the
-// PostgreSQL advisory lock) it confirms with Keep before each step.
+// run out, so a publish never outlives leadership. Other leases (the
+// PostgreSQL advisory lock, lost only with its session) are confirmed with
+// Keep before every delete, and before a publish once keepEvery has passed
+// since the last Keep: a publish by a leader that lost its lock since is
+// harmless (messages go out one per stream at a time, with the IDs the
+// broker de-duplicates), a delete is not done.
 type leaseClock struct {
-	lease    Lease
-	expiring ExpiringLease // nil for leases without an expiry
-	length   time.Duration // the lease's length, measured at the last Keep
-	lastKeep time.Time
+	lease     Lease
+	keepEvery time.Duration
+	expiring  ExpiringLease // nil for leases without an expiry
+	length    time.Duration // the lease's length, measured at the last Keep
+	lastKeep  time.Time
 }
 
-func newLeaseClock(l Lease) *leaseClock {
-	lc := &leaseClock{lease: l, lastKeep: time.Now()}
+func newLeaseClock(l Lease, keepEvery time.Duration) *leaseClock {
+	lc := &leaseClock{lease: l, keepEvery: keepEvery, lastKeep: time.Now()}
 	if el, ok := l.(ExpiringLease); ok {
 		lc.expiring = el
 		lc.length = time.Until(el.ValidUntil())
@@ -46,12 +51,25 @@ func (lc *leaseClock) keep(ctx context.Context) error {
 	return nil
 }
 
-// keepIfDue renews the lease when every has passed since the last Keep.
-func (lc *leaseClock) keepIfDue(ctx context.Context, every time.Duration) error {
-	if time.Since(lc.lastKeep) < every {
+// keepIfDue renews the lease when keepEvery has passed since the last
+// Keep.
+func (lc *leaseClock) keepIfDue(ctx context.Context) error {
+	if time.Since(lc.lastKeep) < lc.keepEvery {
 		return nil
 	}
 	return lc.keep(ctx)
+}
+
+// confirmPublish makes sure the lease holds for a publish and returns when
+// the publish must end.
+func (lc *leaseClock) confirmPublish(ctx context.Context) (time.Time, error) {
+	if lc.expiring == nil {
+		if err := lc.keepIfDue(ctx); err != nil {
+			return time.Time{}, err
+		}
+		return time.Now().Add(24 * time.Hour), nil
+	}
+	return lc.confirm(ctx)
 }
 
 // confirm makes sure the lease holds for the next step and returns when

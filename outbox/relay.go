@@ -267,9 +267,9 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 	bo.Reset()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	lc := newLeaseClock(lease)
+	lc := newLeaseClock(lease, r.cfg.StandbyInterval/2)
 	for {
-		if err := lc.keepIfDue(ctx, r.cfg.StandbyInterval/2); err != nil {
+		if err := lc.keepIfDue(ctx); err != nil {
 			return err
 		}
 		n, err := r.drainOnce(ctx, lc)
@@ -287,10 +287,13 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 			wait = bo.NextBackOff()
 			r.cfg.Logger.Warn("outbox relay: batch failed; rows stay in the outbox and will be retried",
 				"err", err, "retry_in", wait.Round(time.Millisecond))
-		case n > 0:
-			// Look again at once: more rows may be waiting, and rows that
-			// committed while this batch was published may not have sent a
-			// notification of their own (stores coalesce them).
+		case n == r.cfg.BatchSize:
+			bo.Reset()
+			continue // more rows are likely waiting
+		case n > 0 && wake == nil:
+			// Without notifications, rows that committed while this batch
+			// was published are picked up at once rather than a poll
+			// interval later. With a Notifier their wake-up is pending.
 			bo.Reset()
 			continue
 		default:
@@ -344,7 +347,7 @@ func (r *Relay) drainOnce(ctx context.Context, lc *leaseClock) (_ int, err error
 	defer func() { endDrainSpan(span, published, err) }()
 	pubCtx := ctx
 	if lc != nil {
-		deadline, err := lc.confirm(ctx)
+		deadline, err := lc.confirmPublish(ctx)
 		if err != nil {
 			return 0, err
 		}

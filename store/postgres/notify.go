@@ -35,7 +35,7 @@ const (
 	// transactions that were running at a notification have ended (see
 	// Listener, "Coalesced notifications"); listenerSettleLimit is how long
 	// it follows one before leaving it to the relays' polling.
-	listenerSettleInterval = 2 * time.Millisecond
+	listenerSettleInterval = 5 * time.Millisecond
 	listenerSettleLimit    = 10 * time.Second
 )
 
@@ -63,7 +63,7 @@ const (
 // outbox, nothing would wake the relay for its rows. So on every
 // notification the Listener first notes which transactions are in progress
 // (pg_snapshot_xip of its current snapshot; a skipped committer is among
-// them), then wakes the relays, then checks every 2ms which of those have
+// them), then wakes the relays, then checks every 5ms which of those have
 // ended and wakes the relays again when some have. A committed row thus
 // waits for no poll interval, unless its transaction takes longer than 10s
 // to commit after the notification. A relay still polls slowly as the
@@ -262,27 +262,18 @@ type settling struct {
 
 func (s *settling) active() bool { return len(s.xids) > 0 }
 
-// track adds the transactions in progress now.
+// track follows the transactions in progress now.
 func (s *settling) track(ctx context.Context, conn *pgx.Conn) error {
 	var xids []string
 	if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(x::text), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) AS x`).Scan(&xids); err != nil {
 		return fmt.Errorf("list the transactions in progress: %w", err)
 	}
-	if len(xids) == 0 {
-		return nil
-	}
-	if !s.active() {
+	// The relays' read after this wake-up sees every transaction that
+	// ended before now, so only the ones running now need following.
+	if len(xids) > 0 && !s.active() {
 		s.since = time.Now()
 	}
-	seen := make(map[string]bool, len(s.xids))
-	for _, x := range s.xids {
-		seen[x] = true
-	}
-	for _, x := range xids {
-		if !seen[x] {
-			s.xids = append(s.xids, x)
-		}
-	}
+	s.xids = xids
 	return nil
 }
 
