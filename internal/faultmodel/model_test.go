@@ -610,6 +610,9 @@ func seeds(t *testing.T, test string, short int, fn func(t *testing.T, seed uint
 		return
 	}
 	if os.Getenv(envLong) != "1" {
+		if raceEnabled {
+			short = max(1, short/2)
+		}
 		for seed := range uint64(short) {
 			one(t, seed+1)
 		}

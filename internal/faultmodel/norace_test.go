@@ -1,0 +1,5 @@
+//go:build !race
+
+package faultmodel_test
+
+const raceEnabled = false
