@@ -7,6 +7,10 @@ import (
 	"iter"
 	"strconv"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -57,8 +61,11 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 	}
 	return func(yield func(event.Event, error) bool) {
 		next := from
+		// The events are yielded by value, so one page's slice serves all.
+		var batch []event.Event
+		var err error
 		for first := true; ; first = false {
-			batch, err := s.queryEvents(ctx, s.q.load, stream, next, loadBatchSize)
+			batch, err = s.queryEvents(ctx, batch[:0], s.q.load, stream, next, loadBatchSize)
 			if err != nil {
 				yield(event.Event{}, wrap(fmt.Sprintf("load stream %s from version %d", stream, next), err))
 				return
@@ -93,7 +100,7 @@ func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]e
 	if err := event.ValidateReadAll(after, limit); err != nil {
 		return nil, err
 	}
-	events, err := s.queryEvents(ctx, s.q.readAll, strconv.FormatUint(after.TxID, 10), after.Position, limit)
+	events, err := s.queryEvents(ctx, nil, s.q.readAll, strconv.FormatUint(after.TxID, 10), after.Position, limit)
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("read all after (tx %d, position %d)", after.TxID, after.Position), err)
 	}
@@ -103,21 +110,116 @@ func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]e
 	return events, nil
 }
 
-func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]event.Event, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+// queryEvents runs a query of eventColumns and appends its events to buf.
+// On pgx's stdlib driver it reads the rows through pgx itself: database/sql
+// would box every column of every row into a driver.Value and copy it
+// again into the destination, which costs more than the query.
+func (s *Store) queryEvents(ctx context.Context, buf []event.Event, query string, args ...any) ([]event.Event, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	native := false
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return nil
+		}
+		native = true
+		buf, err = queryEventsPgx(ctx, c.Conn(), buf, query, args...)
+		return err
+	})
+	if native || err != nil {
+		return buf, err
+	}
+	rows, err := conn.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var events []event.Event
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
 			return nil, err
 		}
-		events = append(events, e)
+		buf = append(buf, e)
 	}
-	return events, rows.Err()
+	return buf, rows.Err()
+}
+
+// queryEventsPgx is queryEvents on a pgx connection. The text columns come
+// raw and repeat from row to row (a stream's ID and type, a few event
+// types), so a value equal to the previous row's reuses its string.
+func queryEventsPgx(ctx context.Context, conn *pgx.Conn, buf []event.Event, query string, args ...any) ([]event.Event, error) {
+	rows, err := conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	fields := rows.FieldDescriptions()
+	if len(fields) != 11 {
+		return nil, fmt.Errorf("event query returned %d columns, want 11", len(fields))
+	}
+	var streamID, streamType string
+	types := make([]string, 0, 4)
+	for rows.Next() {
+		var (
+			e    event.Event
+			txID int64
+			id   pgtype.UUID
+		)
+		// nil skips a column: the text and JSON columns are read raw below.
+		if err := rows.Scan(&e.Position, &txID, &id, nil, nil, &e.Version, nil, &e.SchemaVersion, &e.Data, nil, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		raw := rows.RawValues()
+		if !id.Valid {
+			return nil, fmt.Errorf("event at position %d has a NULL id", e.Position)
+		}
+		e.ID = uuid.UUID(id.Bytes)
+		e.TxID = uint64(txID)
+		e.RecordedAt = e.RecordedAt.UTC()
+		streamID = reuse(streamID, raw[3])
+		streamType = reuse(streamType, raw[4])
+		e.StreamID, e.StreamType = streamID, streamType
+		e.Type = intern(&types, raw[6])
+		md := raw[9]
+		if fields[9].Format == pgx.BinaryFormatCode && len(md) > 0 {
+			if md[0] != 1 {
+				return nil, fmt.Errorf("decode metadata of event %s: unknown jsonb binary version %d", e.ID, md[0])
+			}
+			md = md[1:]
+		}
+		if err := decodeMetadata(md, &e.Metadata); err != nil {
+			return nil, fmt.Errorf("decode metadata of event %s: %w", e.ID, err)
+		}
+		buf = append(buf, e)
+	}
+	return buf, rows.Err()
+}
+
+// reuse returns prev when b holds the same text, else b as a new string.
+func reuse(prev string, b []byte) string {
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
+}
+
+// intern returns the string of b from seen, adding it when new; seen stays
+// small (the event types of one page), so a linear scan is the fastest.
+func intern(seen *[]string, b []byte) string {
+	for _, s := range *seen {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	if len(*seen) < 32 {
+		*seen = append(*seen, s)
+	}
+	return s
 }
 
 // scanEvent scans eventColumns, optionally preceded by extra destinations.

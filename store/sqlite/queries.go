@@ -22,6 +22,10 @@ type queries struct {
 
 const eventColumns = "position, id, stream_id, stream_type, version, type, schema_version, data, metadata, recorded_at"
 
+// loadColumns are eventColumns less stream_id, which Load knows: every
+// column costs the driver calls per row.
+const loadColumns = "position, id, stream_type, version, type, schema_version, data, metadata, recorded_at"
+
 func newQueries(p string) queries {
 	r := strings.NewReplacer("{p}", p, "{cols}", eventColumns, "{ecols}", prefixed("e.", eventColumns))
 	return queries{
@@ -35,7 +39,7 @@ func newQueries(p string) queries {
 		streamExists:  r.Replace(`SELECT EXISTS (SELECT 1 FROM {p}streams WHERE stream_id = ? AND version > 0)`),
 		upsertStream: r.Replace(`INSERT INTO {p}streams (stream_id, stream_type, version) VALUES (?, ?, ?)
 			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version`),
-		loadPage: r.Replace(`SELECT {cols} FROM {p}events
+		loadPage: r.Replace(`SELECT ` + loadColumns + ` FROM {p}events
 			WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`),
 		readAll: r.Replace(`SELECT {cols} FROM {p}events WHERE position > ? ORDER BY position LIMIT ?`),
 

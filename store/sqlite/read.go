@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -26,8 +27,11 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 	}
 	return func(yield func(event.Event, error) bool) {
 		first := true
+		// The events are yielded by value, so one page's slice serves all.
+		var page []event.Event
+		var err error
 		for {
-			page, err := s.loadPage(ctx, stream, from)
+			page, err = s.loadPage(ctx, page[:0], stream, from)
 			if err != nil {
 				yield(event.Event{}, fmt.Errorf("load stream %s from version %d: %w", stream, from, err))
 				return
@@ -57,21 +61,82 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 	}
 }
 
-func (s *Store) loadPage(ctx context.Context, stream string, from int64) ([]event.Event, error) {
+// loadPage appends the page of stream's events from version from to buf.
+func (s *Store) loadPage(ctx context.Context, buf []event.Event, stream string, from int64) ([]event.Event, error) {
 	rows, err := s.db.QueryContext(ctx, s.q.loadPage, stream, from, loadPageSize)
 	if err != nil {
 		return nil, s.explain(ctx, s.db, s.q.eventsTable, err)
 	}
 	defer rows.Close()
-	page := make([]event.Event, 0, 16)
+	var sc pageScanner
 	for rows.Next() {
-		e, err := scanEvent(rows.Scan)
-		if err != nil {
+		var (
+			e          event.Event
+			recordedAt int64
+		)
+		if err := rows.Scan(&e.Position, &sc.id, &sc.streamType, &e.Version, &sc.typ,
+			&e.SchemaVersion, &e.Data, &sc.md, &recordedAt); err != nil {
 			return nil, err
 		}
-		page = append(page, e)
+		e.StreamID = stream
+		if err := sc.finish(&e, recordedAt); err != nil {
+			return nil, err
+		}
+		buf = append(buf, e)
 	}
-	return page, rows.Err()
+	return buf, rows.Err()
+}
+
+// pageScanner holds the raw text columns of one row. A stream's type and
+// its few event types repeat from row to row, so a value equal to one seen
+// before reuses its string.
+type pageScanner struct {
+	id, streamType, typ, md sql.RawBytes
+
+	lastStreamType string
+	types          []string
+}
+
+// finish fills e's text columns from the scanned row.
+func (sc *pageScanner) finish(e *event.Event, recordedAt int64) error {
+	var err error
+	if e.ID, err = uuid.ParseBytes(sc.id); err != nil {
+		return fmt.Errorf("event at position %d: stored ID %q: %w", e.Position, sc.id, err)
+	}
+	if string(sc.streamType) != sc.lastStreamType {
+		sc.lastStreamType = string(sc.streamType)
+	}
+	e.StreamType = sc.lastStreamType
+	e.Type = ""
+	for _, t := range sc.types {
+		if t == string(sc.typ) {
+			e.Type = t
+			break
+		}
+	}
+	if e.Type == "" && len(sc.typ) > 0 {
+		e.Type = string(sc.typ)
+		if len(sc.types) < 32 {
+			sc.types = append(sc.types, e.Type)
+		}
+	}
+	if err := decodeMetadata(sc.md, &e.Metadata); err != nil {
+		return fmt.Errorf("event %s: stored metadata: %w", e.ID, err)
+	}
+	if e.Data == nil {
+		e.Data = []byte{}
+	}
+	e.RecordedAt = time.Unix(0, recordedAt).UTC()
+	return nil
+}
+
+// decodeMetadata decodes stored metadata; "{}", what an event without
+// metadata stores, needs no JSON decoder.
+func decodeMetadata(b []byte, m *event.Metadata) error {
+	if string(b) == "{}" {
+		return nil
+	}
+	return json.Unmarshal(b, m)
 }
 
 // ReadAll returns up to limit events after the cursor in position order.
@@ -118,7 +183,7 @@ func scanEvent(scan func(dest ...any) error, extra ...any) (event.Event, error) 
 	if e.ID, err = uuid.Parse(id); err != nil {
 		return event.Event{}, fmt.Errorf("event at position %d: stored ID %q: %w", e.Position, id, err)
 	}
-	if err := json.Unmarshal([]byte(md), &e.Metadata); err != nil {
+	if err := decodeMetadata([]byte(md), &e.Metadata); err != nil {
 		return event.Event{}, fmt.Errorf("event %s: stored metadata: %w", id, err)
 	}
 	if e.Data == nil {
