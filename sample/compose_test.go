@@ -111,12 +111,23 @@ func readDockerfile(t *testing.T) dockerfile {
 		}
 		return out
 	}
+	args := map[string]string{} // ARGs before the first FROM, with their defaults
 	for _, l := range lines {
 		instr, rest, _ := strings.Cut(l, " ")
 		switch strings.ToUpper(instr) {
+		case "ARG":
+			if len(d.stages) == 0 {
+				k, v, _ := strings.Cut(rest, "=")
+				args[k] = v
+			}
 		case "FROM":
+			// FROM ${GO_IMAGE}: the default a build without --build-arg uses.
+			rest = regexp.MustCompile(`\$\{(\w+)\}`).ReplaceAllStringFunc(rest, func(ref string) string {
+				return args[ref[2:len(ref)-1]]
+			})
 			d.stages = append(d.stages, rest)
-			d.user, d.entrypoint = "", "" // only the final stage's count
+			// only the final stage's count
+			d.user, d.entrypoint, d.env = "", "", map[string]string{}
 		case "USER":
 			d.user = rest
 		case "ENTRYPOINT":

@@ -15,8 +15,47 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-// postgresImage is the server the Testcontainers provider runs.
-const postgresImage = "postgres:15-alpine"
+// Environment variables read by the Testcontainers provider.
+const (
+	// EnvPostgresImage names the image the Testcontainers provider runs
+	// instead of postgres:15-alpine, for example the local stand-in
+	// scripts/images.sh builds where there is no registry. It must keep
+	// the official image's contract (POSTGRES_HOST_AUTH_METHOD, the
+	// readiness line logged twice on a first start).
+	EnvPostgresImage = "CQRSKIT_TEST_POSTGRES_IMAGE"
+	// EnvPostgresProvider=testcontainers makes Postgres use only the
+	// Testcontainers provider (CQRSKIT_TEST_POSTGRES_URL still wins), so
+	// that a machine with initdb still tests the container path.
+	EnvPostgresProvider = "CQRSKIT_TEST_POSTGRES_PROVIDER"
+)
+
+// defaultPostgresImage is the server the Testcontainers provider runs.
+const defaultPostgresImage = "postgres:15-alpine"
+
+// containerLabel marks the provider's containers. With Testcontainers'
+// reaper disabled (TESTCONTAINERS_RYUK_DISABLED=true, as with podman and
+// no registry to pull the reaper from) they outlive the test process;
+// remove them with: podman rm -f $(podman ps -aq --filter label=cqrskit.testutil=postgres)
+const containerLabel = "cqrskit.testutil"
+
+func postgresImage() string {
+	if img := os.Getenv(EnvPostgresImage); img != "" {
+		return img
+	}
+	return defaultPostgresImage
+}
+
+func init() {
+	switch v := os.Getenv(EnvPostgresProvider); v {
+	case "":
+	case "testcontainers":
+		defaultProviders = []provider{{"testcontainers", containerServer}}
+	default:
+		defaultProviders = []provider{{EnvPostgresProvider, func() (string, error) {
+			return "", fmt.Errorf("%s=%q: want testcontainers, or unset for every provider", EnvPostgresProvider, v)
+		}}}
+	}
+}
 
 var container struct {
 	once sync.Once
@@ -40,7 +79,9 @@ func startContainer() (string, error) {
 	defer cancel()
 	// The generic container, not Testcontainers' postgres module: that
 	// module pulls in pgxpool, which this module does not otherwise need.
-	c, err := testcontainers.Run(ctx, postgresImage,
+	image := postgresImage()
+	c, err := testcontainers.Run(ctx, image,
+		testcontainers.WithLabels(map[string]string{containerLabel: "postgres"}),
 		testcontainers.WithEnv(map[string]string{"POSTGRES_HOST_AUTH_METHOD": "trust"}),
 		testcontainers.WithExposedPorts("5432/tcp"),
 		testcontainers.WithCmd("postgres", "-c", "fsync=off", "-c", "max_connections=300"),
@@ -51,7 +92,7 @@ func startContainer() (string, error) {
 		),
 	)
 	if err != nil {
-		return "", fmt.Errorf("start %s: %w", postgresImage, err)
+		return "", fmt.Errorf("start %s: %w", image, err)
 	}
 	hostPort, err := c.PortEndpoint(ctx, "5432/tcp", "")
 	if err != nil {
@@ -92,7 +133,7 @@ func dockerReachable() error {
 func dialUnix(path string) error {
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err != nil {
-		return fmt.Errorf("no Docker daemon at %s: %w", path, err)
+		return fmt.Errorf("no Docker daemon at %s (with podman: podman system service --time=0 unix://%s &): %w", path, path, err)
 	}
 	return c.Close()
 }
