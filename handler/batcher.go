@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cqrskit/cqrskit/messagebus"
 )
 
@@ -90,8 +93,21 @@ func NewBatcher(h *Handler, cfg BatcherConfig) (*Batcher, error) {
 
 // Handle adds d to the next batch and returns its result once the batch
 // is done, with Handler.Handle's meaning: nil acknowledges the message.
+//
+// Each delivery gets its own "handle <type>" span in its message's trace,
+// as with Handler.Handle; the span of the batch that committed it is
+// linked to every such trace.
 func (b *Batcher) Handle(ctx context.Context, d messagebus.Delivery) error {
-	c := &call{ctx: ctx, it: b.h.newItem(d), done: make(chan callResult, 1)}
+	it := b.h.newItem(d)
+	ctx, span := b.h.startItemSpan(ctx, it)
+	err := b.handle(ctx, it)
+	endSpan(span, err)
+	return err
+}
+
+// handle is Handle within the delivery's span.
+func (b *Batcher) handle(ctx context.Context, it *item) error {
+	c := &call{ctx: ctx, it: it, done: make(chan callResult, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	if len(b.pending) >= b.cfg.MaxBatch {
@@ -164,7 +180,16 @@ func (b *Batcher) flush(calls []*call) {
 	for i, c := range calls {
 		items[i] = c.it
 	}
-	ctx, span := b.h.startBatchSpan(ctx, items)
+	// The batch span is a trace of its own, linked to each delivery's
+	// span: it belongs to no single delivery's trace.
+	links := make([]trace.Link, 0, len(calls))
+	for _, c := range calls {
+		if sc := trace.SpanContextFromContext(c.ctx); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{}) // not the first caller's span
+	ctx, span := b.h.startSpan(ctx, "handle batch", nil, links, attribute.Int("messaging.batch.message_count", len(items)))
 	var errs []error
 	alone := b.h.batch(ctx, items, func(i int, err error) {
 		errs = append(errs, err)

@@ -132,14 +132,19 @@ func (h *Handler) Policy() RetryPolicy { return h.policy }
 // see messagebus.RetryAfter), when the database failed, or when ctx ended.
 func (h *Handler) Handle(ctx context.Context, d messagebus.Delivery) error {
 	it := h.newItem(d)
-	ctx, span := h.startSpan(ctx, "handle "+cmp.Or(it.e.Type, "message"), d.Headers, nil,
-		attribute.String("cqrskit.event.id", it.e.ID.String()),
-		attribute.String("cqrskit.event.type", it.e.Type),
-		attribute.String("cqrskit.stream.id", it.e.StreamID),
-		attribute.Int("messaging.delivery.attempt", d.Attempt))
+	ctx, span := h.startItemSpan(ctx, it)
 	err := h.handle(ctx, it)
 	endSpan(span, err)
 	return err
+}
+
+// startItemSpan starts the span of one delivery, in its message's trace.
+func (h *Handler) startItemSpan(ctx context.Context, it *item) (context.Context, trace.Span) {
+	return h.startSpan(ctx, "handle "+cmp.Or(it.e.Type, "message"), it.d.Headers, nil,
+		attribute.String("cqrskit.event.id", it.e.ID.String()),
+		attribute.String("cqrskit.event.type", it.e.Type),
+		attribute.String("cqrskit.stream.id", it.e.StreamID),
+		attribute.Int("messaging.delivery.attempt", it.d.Attempt))
 }
 
 // handle runs it to an outcome: applied, dead-lettered, or an error.

@@ -39,13 +39,22 @@ type Products struct {
 	events event.Store
 	poll   time.Duration
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced by Notify
+	mu sync.Mutex
+	// waiters are the readers in WaitFor, by product ID. NotifyApplied
+	// wakes only those of its product whose version has come, so a crowd
+	// of waiting readers costs nothing per commit; Notify wakes them all.
+	waiters map[string]map[*waiter]struct{}
 	// applied is the highest version this process's consumer committed per
 	// product (see NotifyApplied); with local, WaitFor queries the table
 	// only when it says the wanted version is there, or on a slow poll.
 	applied map[string]int64
 	local   bool
+}
+
+// waiter is one reader in WaitFor, woken by closing woken.
+type waiter struct {
+	min   int64
+	woken chan struct{}
 }
 
 // localPoll is WaitFor's safety-net poll when this process's own consumer
@@ -55,8 +64,8 @@ const localPoll = 250 * time.Millisecond
 // NewProducts returns the read model on db, decoding events with reg.
 // events, the event store, fills gaps (see Apply); nil disables that.
 func NewProducts(db *sql.DB, reg *event.Registry, events event.Store) *Products {
-	return &Products{db: db, reg: reg, events: events, poll: 25 * time.Millisecond, changed: make(chan struct{}),
-		applied: map[string]int64{}}
+	return &Products{db: db, reg: reg, events: events, poll: 25 * time.Millisecond,
+		waiters: map[string]map[*waiter]struct{}{}, applied: map[string]int64{}}
 }
 
 // Apply applies one product event to the products table in tx. Events of
@@ -150,40 +159,66 @@ func (m *Products) apply(ctx context.Context, tx *sql.Tx, id string, e event.Eve
 // which Apply wrote commits; readers in other processes poll instead.
 func (m *Products) Notify() {
 	m.mu.Lock()
-	close(m.changed)
-	m.changed = make(chan struct{})
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	for id, ws := range m.waiters {
+		for w := range ws {
+			close(w.woken)
+		}
+		delete(m.waiters, id)
+	}
 }
 
 // NotifyApplied records that this process's consumer committed e to the
-// read model and wakes waiting readers. From the first call on, WaitFor
-// trusts these reports and queries the table only when one says the
-// wanted version is there (or every localPoll, for other writers), which
-// keeps a crowd of waiting readers from querying on every commit.
+// read model and wakes the readers waiting for e's product at e's version
+// or below. From the first call on, WaitFor trusts these reports and
+// queries the table only when one says the wanted version is there (or
+// every localPoll, for other writers), which keeps a crowd of waiting
+// readers from querying on every commit.
 func (m *Products) NotifyApplied(e event.Event) {
-	if id, ok := productID(e); ok {
-		m.mu.Lock()
-		m.local = true
-		if e.Version > m.applied[id] {
-			m.applied[id] = e.Version
-		}
-		m.mu.Unlock()
+	id, ok := productID(e)
+	if !ok {
+		m.Notify()
+		return
 	}
-	m.Notify()
-}
-
-// mayHave reports whether the table may hold product id at minVersion,
-// going by this process's own consumer.
-func (m *Products) mayHave(id string, minVersion int64) (local, may bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.local, m.applied[id] >= minVersion
+	m.local = true
+	if e.Version > m.applied[id] {
+		m.applied[id] = e.Version
+	}
+	ws := m.waiters[id]
+	for w := range ws {
+		if w.min <= m.applied[id] {
+			close(w.woken)
+			delete(ws, w)
+		}
+	}
+	if len(ws) == 0 {
+		delete(m.waiters, id)
+	}
 }
 
-func (m *Products) changedChan() <-chan struct{} {
+// wait registers a reader of product id at minVersion. It reports whether
+// this process's consumer reports its commits (see NotifyApplied) and
+// returns a function that unregisters the reader.
+func (m *Products) wait(id string, minVersion int64) (w *waiter, local bool, done func()) {
+	w = &waiter{min: minVersion, woken: make(chan struct{})}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.changed
+	if m.waiters[id] == nil {
+		m.waiters[id] = map[*waiter]struct{}{}
+	}
+	m.waiters[id][w] = struct{}{}
+	return w, m.local, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if ws := m.waiters[id]; ws != nil {
+			delete(ws, w)
+			if len(ws) == 0 {
+				delete(m.waiters, id)
+			}
+		}
+	}
 }
 
 const productColumns = `id, name, sku, price_cents, stock, discontinued, version`
@@ -215,40 +250,38 @@ func (m *Products) WaitFor(ctx context.Context, id string, minVersion int64, tim
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var v ProductView
-	query := true
 	for {
-		changed := m.changedChan() // before reading: a change after the read wakes us
-		if query {
-			var err error
-			v, err = m.Get(ctx, id)
-			switch {
-			case err == nil && v.Version >= minVersion:
-				return v, nil
-			case err != nil && !errors.Is(err, ErrNotFound):
-				return ProductView{}, err
-			}
+		// Registered before reading: a commit after the read wakes us.
+		w, local, done := m.wait(id, minVersion)
+		var err error
+		v, err = m.Get(ctx, id)
+		switch {
+		case err == nil && v.Version >= minVersion:
+			done()
+			return v, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			done()
+			return ProductView{}, err
 		}
-		local, _ := m.mayHave(id, minVersion)
 		wait := m.poll
 		if local {
 			wait = localPoll
 		}
 		poll := time.NewTimer(wait)
-		query = true
 		select {
-		case <-changed:
-			if local {
-				_, query = m.mayHave(id, minVersion)
-			}
+		case <-w.woken:
 		case <-poll.C:
 		case <-deadline.C:
+			done()
 			poll.Stop()
 			return ProductView{}, &NotCaughtUpError{ID: id, Want: minVersion, Have: v.Version,
 				Elapsed: time.Since(start).Round(time.Millisecond).String()}
 		case <-ctx.Done():
+			done()
 			poll.Stop()
 			return ProductView{}, ctx.Err()
 		}
+		done()
 		poll.Stop()
 	}
 }

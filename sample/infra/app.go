@@ -190,13 +190,18 @@ var retryPolicy = handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, MaxDe
 
 // startConsumers subscribes the two consumers of the product events:
 // the products read model and the low-stock alerter, each in its own
-// group, each through an idempotent handler.
+// group, each through an idempotent handler. Each group has
+// ConsumerMembers subscriptions in this process sharing one batcher, so
+// the deliveries in hand at one moment commit in one transaction instead
+// of one each: both read models accept a product's events in any order
+// (see app.Products.Apply and app.Alerts), which several members of one
+// group can hand over.
 func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts *app.Alerts) error {
 	hs := a.storage.pipeline
 	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
-	ph, err := handler.Idempotent(productsHandler, hs, apply,
-		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
-		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp))
+	opts := []handler.Option{handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
+		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp)}
+	ph, err := handler.Idempotent(productsHandler, hs, apply, opts...)
 	if err != nil {
 		return err
 	}
@@ -204,16 +209,22 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 	if err != nil {
 		return err
 	}
-	ah, err := handler.Idempotent(alertsHandler, hs, onStock,
-		handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
-		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp))
+	ah, err := handler.Idempotent(alertsHandler, hs, onStock, opts...)
+	if err != nil {
+		return err
+	}
+	pb, err := handler.NewBatcher(ph, handler.BatcherConfig{MaxBatch: consumerBatch})
+	if err != nil {
+		return err
+	}
+	ab, err := handler.NewBatcher(ah, handler.BatcherConfig{MaxBatch: consumerBatch})
 	if err != nil {
 		return err
 	}
 	// Readers waiting for their own writes (?min_version) wake as soon as
 	// the products read model commits.
 	productsFn := func(ctx context.Context, d messagebus.Delivery) error {
-		err := ph.Handle(ctx, d)
+		err := pb.Handle(ctx, d)
 		if err == nil {
 			if e, derr := outbox.EventFromMessage(d.Message); derr == nil {
 				products.NotifyApplied(e)
@@ -227,22 +238,35 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 		group string
 		fn    messagebus.Handler
 		h     *handler.Handler
-	}{{ProductsGroup, productsFn, ph}, {AlertsGroup, ah.Handle, ah}} {
-		sub, err := a.bus.Subscribe(a.bg, domain.StreamType, c.group, c.fn, messagebus.WithGiveUp(c.h.GiveUp))
-		if err != nil {
-			return fmt.Errorf("subscribe %s to %q: %w", c.group, domain.StreamType, err)
-		}
-		a.subs = append(a.subs, sub)
-		group := c.group
-		a.workers = append(a.workers, func(context.Context) error {
-			select {
-			case <-sub.Done():
-				return &app.NotReadyError{Reason: "consumer " + group + " has stopped", Err: sub.Err()}
-			default:
-				return nil
+	}{{ProductsGroup, productsFn, ph}, {AlertsGroup, ab.Handle, ah}} {
+		for range a.cfg.ConsumerMembers {
+			if err := a.subscribe(c.group, c.fn, c.h); err != nil {
+				return err
 			}
-		})
+		}
 	}
+	return nil
+}
+
+// consumerBatch is the most deliveries a consumer commits in one
+// transaction.
+const consumerBatch = 100
+
+// subscribe adds one member to group and a health check for it.
+func (a *App) subscribe(group string, fn messagebus.Handler, h *handler.Handler) error {
+	sub, err := a.bus.Subscribe(a.bg, domain.StreamType, group, fn, messagebus.WithGiveUp(h.GiveUp))
+	if err != nil {
+		return fmt.Errorf("subscribe %s to %q: %w", group, domain.StreamType, err)
+	}
+	a.subs = append(a.subs, sub)
+	a.workers = append(a.workers, func(context.Context) error {
+		select {
+		case <-sub.Done():
+			return &app.NotReadyError{Reason: "consumer " + group + " has stopped", Err: sub.Err()}
+		default:
+			return nil
+		}
+	})
 	return nil
 }
 

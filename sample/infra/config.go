@@ -74,6 +74,9 @@ type Config struct {
 	TablePrefix string
 	// PostgresMaxConns caps the PostgreSQL connection pool. Defaults to 20.
 	PostgresMaxConns int
+	// ConsumerMembers is how many members each consumer group has in this
+	// process; their deliveries share transactions. Defaults to 4.
+	ConsumerMembers int
 	// ReadYourWritesTimeout bounds GET ?min_version. Defaults to 5s.
 	ReadYourWritesTimeout time.Duration
 	// MaxBodyBytes limits request bodies. Defaults to 64 KiB.
@@ -196,6 +199,9 @@ func (c Config) withDefaults() Config {
 	if c.PostgresMaxConns == 0 {
 		c.PostgresMaxConns = 20
 	}
+	if c.ConsumerMembers == 0 {
+		c.ConsumerMembers = 4
+	}
 	return c
 }
 
@@ -245,8 +251,8 @@ func (c Config) validate() error {
 	if c.LowStockThreshold < 0 {
 		bad("--low-stock-threshold %d: must be >= 0", c.LowStockThreshold)
 	}
-	if c.ReadYourWritesTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 || c.PostgresMaxConns < 0 {
-		bad("ReadYourWritesTimeout, MaxBodyBytes, ShutdownTimeout and PostgresMaxConns must not be negative")
+	if c.ReadYourWritesTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 || c.PostgresMaxConns < 0 || c.ConsumerMembers < 0 {
+		bad("ReadYourWritesTimeout, MaxBodyBytes, ShutdownTimeout, PostgresMaxConns and ConsumerMembers must not be negative")
 	}
 	return errors.Join(errs...)
 }
