@@ -101,4 +101,3 @@ func TestBatcherSpans(t *testing.T) {
 		}
 	}
 }
-
