@@ -58,8 +58,14 @@ type waiter struct {
 }
 
 // localPoll is WaitFor's safety-net poll when this process's own consumer
-// reports commits through NotifyApplied.
-const localPoll = 250 * time.Millisecond
+// reports commits through NotifyApplied (another process may apply some).
+// Without such reports WaitFor polls from Products.poll, doubling up to
+// maxPoll, so that a crowd of readers of a late read model does not flood
+// the database it is waiting for.
+const (
+	localPoll = time.Second
+	maxPoll   = time.Second
+)
 
 // NewProducts returns the read model on db, decoding events with reg.
 // events, the event store, fills gaps (see Apply); nil disables that.
@@ -250,6 +256,7 @@ func (m *Products) WaitFor(ctx context.Context, id string, minVersion int64, tim
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var v ProductView
+	interval := m.poll
 	for {
 		// Registered before reading: a commit after the read wakes us.
 		w, local, done := m.wait(id, minVersion)
@@ -263,10 +270,11 @@ func (m *Products) WaitFor(ctx context.Context, id string, minVersion int64, tim
 			done()
 			return ProductView{}, err
 		}
-		wait := m.poll
+		wait := interval
 		if local {
 			wait = localPoll
 		}
+		interval = min(2*interval, maxPoll)
 		poll := time.NewTimer(wait)
 		select {
 		case <-w.woken:
