@@ -2,6 +2,8 @@ package messagebus
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -73,6 +75,9 @@ type SubscribeConfig struct {
 	// OnGiveUp is called when a message's deliveries are used up, before
 	// the message is acknowledged (terminated) and skipped. nil logs it.
 	OnGiveUp func(ctx context.Context, d Delivery, err error)
+	// Concurrency is how many messages the subscription hands to its
+	// handler at once; see WithConcurrency. 0 or 1 is one at a time.
+	Concurrency int
 }
 
 // SubscribeOption changes one subscription's configuration.
@@ -96,6 +101,21 @@ func WithGiveUp(f func(ctx context.Context, d Delivery, err error)) SubscribeOpt
 	return func(c *SubscribeConfig) { c.OnGiveUp = f }
 }
 
+// WithConcurrency lets the subscription hand up to n messages to its
+// handler at once, keeping per-key order: the messages of one key go to the
+// same of n lanes and are handled one at a time, in order, each after the
+// one before it was handled (or given up on). A failing message holds back
+// its lane while it is retried, not the others. Use it with a handler that
+// is safe for concurrent use; a handler.Batcher then commits the messages
+// of several lanes in one transaction. n <= 1 handles one message at a
+// time.
+func WithConcurrency(n int) SubscribeOption {
+	return func(c *SubscribeConfig) { c.Concurrency = n }
+}
+
+// MaxConcurrency is the most lanes WithConcurrency accepts.
+const MaxConcurrency = 1024
+
 // NewSubscribeConfig applies opts to defaults and validates the result. For
 // Subscriber implementations.
 func NewSubscribeConfig(defaults SubscribeConfig, opts ...SubscribeOption) (SubscribeConfig, error) {
@@ -107,6 +127,10 @@ func NewSubscribeConfig(defaults SubscribeConfig, opts ...SubscribeOption) (Subs
 	}
 	if c.RetryDelay < 0 {
 		return c, &ValidationError{Field: "RetryDelay", Value: c.RetryDelay.String(), Reason: "retry delay must not be negative"}
+	}
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return c, &ValidationError{Field: "Concurrency", Value: strconv.Itoa(c.Concurrency),
+			Reason: fmt.Sprintf("concurrency must be between 0 and %d", MaxConcurrency)}
 	}
 	return c, nil
 }

@@ -60,6 +60,8 @@ func Run(t *testing.T, f Features, newBroker NewBroker) {
 		{"MaxDeliveries", s.testMaxDeliveries},
 		{"PerKeyOrder", s.testPerKeyOrder},
 		{"PerKeyOrderAcrossRetries", s.testPerKeyOrderAcrossRetries},
+		{"ConcurrentPerKeyOrder", s.testConcurrentPerKeyOrder},
+		{"ConcurrencyBlockedKey", s.testConcurrencyBlockedKey},
 		{"DuplicateID", s.testDuplicateID},
 		{"GroupDurability", s.testGroupDurability},
 		{"GroupsIndependent", s.testGroupsIndependent},

@@ -599,6 +599,101 @@ func (s *suite) testInvalidSubscribe(t *testing.T) {
 	if _, err := b.Subscribe(t.Context(), "ok", "g", h, messagebus.WithRetryDelay(-time.Second)); !errors.Is(err, messagebus.ErrInvalidArgument) {
 		t.Errorf("Subscribe with a negative retry delay = %v, want ErrInvalidArgument", err)
 	}
+	for _, n := range []int{-1, messagebus.MaxConcurrency + 1} {
+		var ve *messagebus.ValidationError
+		if _, err := b.Subscribe(t.Context(), "ok", "g", h, messagebus.WithConcurrency(n)); !errors.As(err, &ve) || ve.Field != "Concurrency" {
+			t.Errorf("Subscribe with concurrency %d = %v, want a *ValidationError for Concurrency", n, err)
+		}
+	}
+}
+
+// testConcurrentPerKeyOrder: with WithConcurrency, messages of different
+// keys are handled at the same time, each key's in order, also when some
+// fail and are retried.
+func (s *suite) testConcurrentPerKeyOrder(t *testing.T) {
+	b := s.newBroker(t)
+	tp := topic("concurrent")
+	const keys, perKey = 13, 40 // 13: no lane count divides it
+	var ks []string
+	for i := range keys {
+		ks = append(ks, fmt.Sprintf("stream-%02d", i))
+	}
+	msgs := messages(tp, ks, keys*perKey)
+	var mu sync.Mutex
+	var ok []messagebus.Delivery
+	var running, most int
+	all := make(chan struct{})
+	s.subscribe(t, b, tp, "g1", func(_ context.Context, d messagebus.Delivery) error {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		// Long enough for the lanes to overlap, and uneven, so that a key
+		// split over lanes would be reordered.
+		seq, _ := strconv.Atoi(d.Headers["Seq"])
+		time.Sleep(time.Duration(1+seq%3) * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		running--
+		if s.f.OrderedRetry && seq%9 == 4 && d.Attempt == 1 {
+			return errors.New("fails once")
+		}
+		if ok = append(ok, d); len(ok) == len(msgs) {
+			close(all)
+		}
+		return nil
+	}, messagebus.WithConcurrency(8), messagebus.WithRetryDelay(5*time.Millisecond))
+	for batch := range slices.Chunk(msgs, 200) {
+		publish(t, b, batch...)
+	}
+	select {
+	case <-all:
+	case <-time.After(s.f.Timeout):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("timed out after %s: %d of %d messages handled", s.f.Timeout, len(ok), len(msgs))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	checkOrder(t, ok, perKey)
+	if most < 2 {
+		t.Fatalf("at most %d message(s) in the handler at once with WithConcurrency(8) over %d keys, want several", most, keys)
+	}
+}
+
+// testConcurrencyBlockedKey: a key whose message does not finish holds
+// back only its own lane.
+func (s *suite) testConcurrencyBlockedKey(t *testing.T) {
+	b := s.newBroker(t)
+	tp := topic("lanes")
+	var ks []string
+	for i := range 8 {
+		ks = append(ks, fmt.Sprintf("stream-%d", i))
+	}
+	msgs := messages(tp, ks, len(ks)*2)
+	release := make(chan struct{})
+	defer close(release)
+	r := newRecorder()
+	s.subscribe(t, b, tp, "g1", r.handler(func(d messagebus.Delivery) error {
+		if d.Key == ks[0] {
+			select {
+			case <-release:
+			case <-time.After(s.f.Timeout):
+			}
+		}
+		return nil
+	}), messagebus.WithConcurrency(4))
+	publish(t, b, msgs...)
+	// Every key in another lane than ks[0] is handled while ks[0] blocks;
+	// at least one of the seven other keys is (four lanes).
+	r.wait(t, s.f.Timeout, "another key handled while "+ks[0]+" blocks", func(ds []messagebus.Delivery) bool {
+		for _, d := range ds {
+			if d.Key != ks[0] && d.Headers["Seq"] == "1" {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func (s *suite) testPublishCancelled(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -110,20 +111,43 @@ func (s *subscription) run(ctx context.Context, stop <-chan struct{}) error {
 	}
 }
 
-// handle hands the polled records to the handler in order, retrying in
-// place. It returns the records handled (or given up on) and whether the
-// subscription stopped before the end.
+// handle hands the polled records to the handler, each key's in order
+// (on its lane with WithConcurrency), retrying in place. It returns the
+// records handled (or given up on), per partition up to the first one that
+// was not, and whether the subscription stopped before the end.
 func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, fetches kgo.Fetches) (done []*kgo.Record, interrupted bool) {
-	for r := range fetches.RecordsAll() {
-		if stopped(ctx, stop) {
-			return done, true
-		}
-		if outcome, _ := s.policy.Deliver(ctx, stop, s.h, delivery(r)); outcome == consume.Interrupted {
-			return done, true
+	records := fetches.Records()
+	handled := make([]bool, len(records))
+	var halted atomic.Bool
+	lanes := consume.NewLanes(s.policy.Concurrency, len(records))
+	for i, r := range records {
+		lanes.Go(string(r.Key), func() {
+			if halted.Load() || stopped(ctx, stop) {
+				halted.Store(true)
+				return
+			}
+			if outcome, _ := s.policy.Deliver(ctx, stop, s.h, delivery(r)); outcome == consume.Interrupted {
+				halted.Store(true)
+				return
+			}
+			handled[i] = true
+		})
+	}
+	lanes.Wait()
+	type partition struct {
+		topic string
+		p     int32
+	}
+	gap := map[partition]bool{}
+	for i, r := range records {
+		p := partition{r.Topic, r.Partition}
+		if gap[p] || !handled[i] {
+			gap[p] = true // committing a later offset would skip this record
+			continue
 		}
 		done = append(done, r)
 	}
-	return done, false
+	return done, halted.Load()
 }
 
 // commit commits the offsets after the handled records; it runs even when

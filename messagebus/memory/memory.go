@@ -195,6 +195,10 @@ func (b *Broker) consume(ctx context.Context, stop <-chan struct{}, t *topic, g 
 				return ctx.Err()
 			}
 		}
+		if p.Concurrency > 1 {
+			b.consumeWindow(ctx, stop, t, g, p, h)
+			continue
+		}
 		s := t.msgs[g.next]
 		g.attempts++
 		d := messagebus.Delivery{Message: clone(s.msg), Attempt: g.attempts, PublishedAt: s.at}
@@ -210,6 +214,56 @@ func (b *Broker) consume(ctx context.Context, stop <-chan struct{}, t *topic, g 
 			g.attempts = 0
 		}
 		b.mu.Unlock()
+	}
+}
+
+// window is the most messages consumeWindow hands to the lanes at once.
+const window = 256
+
+// consumeWindow hands the next messages (up to window) to p.Concurrency
+// lanes by key and moves the group past those handled before the first
+// one that was not (interrupted), which is delivered again. Called with
+// b.mu held; returns without it.
+func (b *Broker) consumeWindow(ctx context.Context, stop <-chan struct{}, t *topic, g *group, p *consume.Policy, h messagebus.Handler) {
+	first := g.next
+	stored := slices.Clone(t.msgs[first:min(len(t.msgs), first+window)])
+	headAttempts := g.attempts
+	b.mu.Unlock()
+
+	handled := make([]bool, len(stored))
+	attempts := make([]int, len(stored))
+	lanes := consume.NewLanes(p.Concurrency, len(stored))
+	for i, s := range stored {
+		attempt := 1
+		if i == 0 {
+			attempt = headAttempts + 1
+		}
+		lanes.Go(s.msg.Key, func() {
+			select {
+			case <-stop:
+				attempts[i] = attempt - 1 // not delivered
+				return
+			case <-ctx.Done():
+				attempts[i] = attempt - 1
+				return
+			default:
+			}
+			d := messagebus.Delivery{Message: clone(s.msg), Attempt: attempt, PublishedAt: s.at}
+			outcome, last := p.Deliver(ctx, stop, h, d)
+			handled[i], attempts[i] = outcome != consume.Interrupted, last
+		})
+	}
+	lanes.Wait()
+
+	n := 0
+	for n < len(handled) && handled[n] {
+		n++
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g.next, g.attempts = first+n, 0
+	if n < len(handled) {
+		g.attempts = attempts[n] // the later ones handled are delivered again
 	}
 }
 

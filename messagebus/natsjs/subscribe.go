@@ -1,6 +1,7 @@
 package natsjs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -222,15 +223,31 @@ func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
 		return err
 	}
 	s.held.start(batch.Messages())
+	// Each message goes to its key's lane (WithConcurrency); with one lane
+	// it is handled here, before the next is taken. Every lane is done
+	// before the next pull, so a key's order holds across pulls.
+	lanes := consume.NewLanes(s.policy.Concurrency, s.b.cfg.FetchBatch)
 	for {
 		msg, ok := s.held.next()
 		if !ok {
 			break
 		}
-		if stopped(ctx, stop) || !s.handle(ctx, stop, msg) {
-			s.held.keep(msg)
+		d, err := s.delivery(msg)
+		if err != nil {
+			s.b.cfg.Logger.ErrorContext(ctx, "natsjs: dropping a message without JetStream metadata", "subject", msg.Subject(), "error", err)
+			_ = msg.Term()
+			s.held.done(msg)
+			continue
 		}
+		lanes.Go(d.Key, func() {
+			if stopped(ctx, stop) || !s.handle(ctx, stop, msg, d) {
+				s.held.keep(msg)
+				return
+			}
+			s.held.done(msg)
+		})
 	}
+	lanes.Wait()
 	for _, msg := range s.held.release() {
 		_ = msg.Nak()
 	}
@@ -242,16 +259,11 @@ func (s *subscription) fetch(ctx context.Context, stop <-chan struct{}) error {
 	return batch.Error()
 }
 
-// handle hands msg to the handler and acks, terms or (NakOnError) naks it.
-// It reports false when the subscription stopped before the message was
-// handled; the caller naks it once the pull has ended.
-func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg) bool {
-	d, err := s.delivery(msg)
-	if err != nil {
-		s.b.cfg.Logger.ErrorContext(ctx, "natsjs: dropping a message without JetStream metadata", "subject", msg.Subject(), "error", err)
-		_ = msg.Term()
-		return true
-	}
+// handle hands d, the delivery of msg, to the handler and acks, terms or
+// (NakOnError) naks it. It reports false when the subscription stopped
+// before the message was handled; the caller naks it once the pull has
+// ended.
+func (s *subscription) handle(ctx context.Context, stop <-chan struct{}, msg jetstream.Msg, d messagebus.Delivery) bool {
 	if s.b.cfg.NakOnError {
 		return s.handleNak(ctx, stop, msg, d)
 	}
@@ -362,34 +374,36 @@ func (s *subscription) flush() {
 	}
 }
 
-// held tracks the fetched messages not yet acknowledged. The handling
-// goroutine takes them with next and hands back with keep those it did not
-// handle; keepAlive reads ahead into queue only while a message is in hand,
-// so order is kept.
+// held tracks the fetched messages not yet acknowledged: those the
+// fetch loop took with next and gave to a lane (active) until the lane
+// reports them done or hands them back with keep. keepAlive reads ahead
+// into queue only while the fetch loop is not itself waiting for the next
+// message, so order is kept.
 type held struct {
 	mu      sync.Mutex
 	src     <-chan jetstream.Msg
 	srcDone bool
+	reading bool // next is waiting on src
 	queue   []jetstream.Msg
-	current jetstream.Msg
+	active  map[jetstream.Msg]struct{}
 	kept    []jetstream.Msg // not handled; nak'd when the pull has ended
 }
 
 func (h *held) start(src <-chan jetstream.Msg) {
 	h.mu.Lock()
-	h.src, h.srcDone, h.queue, h.current, h.kept = src, false, nil, nil, nil
+	h.src, h.srcDone, h.reading, h.queue, h.kept = src, false, false, nil, nil
+	h.active = map[jetstream.Msg]struct{}{}
 	h.mu.Unlock()
 }
 
-// next returns the next fetched message, in order; false when the batch
-// is done.
+// next returns the next fetched message, in order, and counts it active;
+// false when the batch is done.
 func (h *held) next() (jetstream.Msg, bool) {
 	h.mu.Lock()
-	h.current = nil
 	if len(h.queue) > 0 {
 		m := h.queue[0]
 		h.queue = h.queue[1:]
-		h.current = m
+		h.active[m] = struct{}{}
 		h.mu.Unlock()
 		return m, true
 	}
@@ -398,45 +412,65 @@ func (h *held) next() (jetstream.Msg, bool) {
 		return nil, false
 	}
 	src := h.src
+	h.reading = true
 	h.mu.Unlock()
 	m, ok := <-src
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.reading = false
 	if !ok {
 		h.srcDone = true
 		return nil, false
 	}
-	h.current = m
+	h.active[m] = struct{}{}
 	return m, true
 }
 
-// keep takes back the message in hand, not handled.
+// done reports that m was acknowledged, terminated or nak'd.
+func (h *held) done(m jetstream.Msg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.active, m)
+}
+
+// keep takes back m, not handled.
 func (h *held) keep(m jetstream.Msg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.active, m)
 	h.kept = append(h.kept, m)
-	h.current = nil
 }
 
-// release returns the messages kept, in order, once the batch is done.
+// release returns the messages kept, in stream order, once the batch is
+// done.
 func (h *held) release() []jetstream.Msg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	kept := h.kept
-	h.src, h.queue, h.current, h.kept = nil, nil, nil, nil
+	h.src, h.queue, h.active, h.kept = nil, nil, nil, nil
+	slices.SortStableFunc(kept, func(a, b jetstream.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
 	return kept
 }
 
-// extend returns the messages to keep alive: those kept, the one in hand
-// and those fetched behind it. It reads ahead only while a message is in
-// hand (otherwise the handling goroutine is reading the fetch itself).
+// streamSeq is m's sequence in the stream, 0 if unknown.
+func streamSeq(m jetstream.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
+}
+
+// extend returns the messages to keep alive: those kept, those in the
+// lanes and those fetched behind them. It reads ahead only while the fetch
+// loop is busy (otherwise it is reading the fetch itself).
 func (h *held) extend() []jetstream.Msg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.current == nil {
+	if h.active == nil {
 		return slices.Clone(h.kept)
 	}
-	for !h.srcDone {
+	for !h.srcDone && !h.reading {
 		select {
 		case m, ok := <-h.src:
 			if !ok {
@@ -449,8 +483,10 @@ func (h *held) extend() []jetstream.Msg {
 		}
 		break
 	}
-	ms := make([]jetstream.Msg, 0, len(h.kept)+1+len(h.queue))
+	ms := make([]jetstream.Msg, 0, len(h.kept)+len(h.active)+len(h.queue))
 	ms = append(ms, h.kept...)
-	ms = append(ms, h.current)
+	for m := range h.active {
+		ms = append(ms, m)
+	}
 	return append(ms, h.queue...)
 }

@@ -200,7 +200,7 @@ func (c Config) withDefaults() Config {
 		c.PostgresMaxConns = 20
 	}
 	if c.ConsumerMembers == 0 {
-		c.ConsumerMembers = 4
+		c.ConsumerMembers = 1
 	}
 	return c
 }
