@@ -284,7 +284,7 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Not there yet. Waiting only makes sense for a version that exists.
-		if _, err := h.cfg.Service.Product(ctx, id, minVersion); err != nil {
+		if err := h.cfg.Service.CheckVersion(ctx, id, minVersion); err != nil {
 			h.fail(w, r, failure{err: err, versionField: "min_version"})
 			return
 		}

@@ -229,6 +229,30 @@ func (s *Service) Product(ctx context.Context, id string, atVersion int64) (*dom
 	return p, err
 }
 
+// CheckVersion reports whether product id has reached version v: nil if
+// so, a *NotFoundError or *VersionNotFoundError if not. It reads one event,
+// not the whole stream.
+func (s *Service) CheckVersion(ctx context.Context, id string, v int64) error {
+	id, err := ParseID(id)
+	if err != nil {
+		return err
+	}
+	for e, err := range s.store.Load(ctx, s.repo.Stream(id), v) {
+		if errors.Is(err, event.ErrStreamNotFound) {
+			return &NotFoundError{ID: id}
+		}
+		if err != nil {
+			return err
+		}
+		if e.Version >= v {
+			return nil
+		}
+		break
+	}
+	_, err = s.Product(ctx, id, v) // not there: say why
+	return err
+}
+
 // History returns up to limit of product id's events after version after,
 // and whether more follow.
 func (s *Service) History(ctx context.Context, id string, after int64, limit int) ([]event.Event, bool, error) {

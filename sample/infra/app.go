@@ -190,12 +190,12 @@ var retryPolicy = handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, MaxDe
 
 // startConsumers subscribes the two consumers of the product events:
 // the products read model and the low-stock alerter, each in its own
-// group, each through an idempotent handler. Each group has
-// ConsumerMembers subscriptions in this process sharing one batcher, so
-// the deliveries in hand at one moment commit in one transaction instead
-// of one each: both read models accept a product's events in any order
-// (see app.Products.Apply and app.Alerts), which several members of one
-// group can hand over.
+// group, each through an idempotent handler. Each subscription hands
+// ConsumerConcurrency deliveries at once to a batcher, one lane per
+// product, so the deliveries in hand at one moment commit in one
+// transaction instead of one each. (Both read models also accept a
+// product's events out of order, which several worker processes sharing
+// a group can hand over: see app.Products.Apply and app.Alerts.)
 func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts *app.Alerts) error {
 	hs := a.storage.pipeline
 	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
@@ -239,10 +239,8 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 		fn    messagebus.Handler
 		h     *handler.Handler
 	}{{ProductsGroup, productsFn, ph}, {AlertsGroup, ab.Handle, ah}} {
-		for range a.cfg.ConsumerMembers {
-			if err := a.subscribe(c.group, c.fn, c.h); err != nil {
-				return err
-			}
+		if err := a.subscribe(c.group, c.fn, c.h); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -252,9 +250,10 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 // transaction.
 const consumerBatch = 100
 
-// subscribe adds one member to group and a health check for it.
+// subscribe adds a member to group and a health check for it.
 func (a *App) subscribe(group string, fn messagebus.Handler, h *handler.Handler) error {
-	sub, err := a.bus.Subscribe(a.bg, domain.StreamType, group, fn, messagebus.WithGiveUp(h.GiveUp))
+	sub, err := a.bus.Subscribe(a.bg, domain.StreamType, group, fn, messagebus.WithGiveUp(h.GiveUp),
+		messagebus.WithConcurrency(a.cfg.ConsumerConcurrency))
 	if err != nil {
 		return fmt.Errorf("subscribe %s to %q: %w", group, domain.StreamType, err)
 	}
