@@ -147,13 +147,9 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 // differing only in case collide. SKUs are ASCII (domain.checkSKU).
 func SKUKey(sku string) string { return strings.ToUpper(sku) }
 
-// signal wakes the outbox relay of a store that cannot see the commit of
-// a caller's transaction (SQLite); PostgreSQL notifies by itself.
-func (s *Service) signal() {
-	if sig, ok := s.store.(interface{ Signal() }); ok {
-		sig.Signal()
-	}
-}
+// signal tells the store that a transaction with events committed, which
+// wakes the outbox relay at once (see event.TxStore.Committed).
+func (s *Service) signal() { s.store.Committed() }
 
 // Execute runs command on product id and saves what it raised, returning
 // the product's version afterwards.

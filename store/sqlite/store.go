@@ -151,7 +151,7 @@ func (s *Store) Close() error {
 // anew, so an active relay and its standbys each get their own wake-ups.
 //
 // Append signals after its commit. AppendTx cannot know when the caller
-// commits: call Signal after committing that transaction.
+// commits: call Committed after committing that transaction.
 func (s *Store) Listen(ctx context.Context) (<-chan struct{}, error) {
 	c := make(chan struct{}, 1)
 	s.mu.Lock()
