@@ -198,7 +198,10 @@ var retryPolicy = handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, MaxDe
 // a group can hand over: see app.Products.Apply and app.Alerts.)
 func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts *app.Alerts) error {
 	hs := a.storage.pipeline
-	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
+	var apply handler.Func = products.Apply
+	if a.cfg.DecorateProducts != nil {
+		apply = a.cfg.DecorateProducts(apply)
+	}
 	opts := []handler.Option{handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
 		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp)}
 	ph, err := handler.Idempotent(productsHandler, hs, apply, opts...)

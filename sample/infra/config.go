@@ -13,6 +13,8 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/cqrskit/cqrskit/handler"
 )
 
 // Role selects what one process runs, so the API, the relay and the
@@ -74,6 +76,10 @@ type Config struct {
 	TablePrefix string
 	// PostgresMaxConns caps the PostgreSQL connection pool. Defaults to 20.
 	PostgresMaxConns int
+	// DecorateProducts, if not nil, wraps the products read model's event
+	// function: for instrumentation, or fault injection (cmd/cqrschaos
+	// makes one event a poison event). No flag sets it.
+	DecorateProducts func(handler.Func) handler.Func
 	// ConsumerConcurrency is how many deliveries each consumer handles at
 	// once, each product's in order (messagebus.WithConcurrency); those in
 	// hand at one moment commit in one transaction. Defaults to 16.
