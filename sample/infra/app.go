@@ -18,6 +18,7 @@ import (
 	"github.com/cqrskit/cqrskit/projection"
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 )
 
 // Consumer groups and handler names. They identify the consumers' broker
@@ -116,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			}
 		})
 	}
-	hc := app.HandlerConfig{Ready: a.readyCheck, Logger: log,
+	hc := httpapi.HandlerConfig{Ready: a.readyCheck, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout}
 	if cfg.Role.runsAPI() {
 		hc.Service, hc.Products, hc.Alerts, hc.Stats = svc, products, alerts, stats
@@ -124,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		// running in a worker process; neither applies an event twice.
 		hc.RebuildStats = func(ctx context.Context) error { return proj.Rebuild(ctx, stats.Reset, nil) }
 	}
-	api, err := app.NewHandler(hc)
+	api, err := httpapi.NewHandler(hc)
 	if err != nil {
 		return nil, err
 	}
