@@ -9,11 +9,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cqrskit/cqrskit/event"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cqrskit/cqrskit/event"
 )
 
 // Repository loads and saves aggregates of type T from an event store. It
@@ -479,21 +479,6 @@ func (r *Repository[T]) newAggregate() (T, error) {
 		return zero, fmt.Errorf("es: RepositoryConfig.New for %s: %w", r.cfg.StreamType, err)
 	}
 	return agg, nil
-}
-
-func (r *Repository[T]) startSpan(ctx context.Context, name, id string) (context.Context, trace.Span) {
-	return r.tracer.Start(ctx, name, trace.WithAttributes(
-		attribute.String("cqrskit.stream_type", r.cfg.StreamType),
-		attribute.String("cqrskit.aggregate_id", id),
-	))
-}
-
-func endSpan(span trace.Span, err error) error {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	return err
 }
 
 func idOf(a Aggregate) string {

@@ -9,9 +9,6 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
@@ -219,19 +216,4 @@ func (h *Handler) markBatch(ctx context.Context, tx *sql.Tx, items []*item, idx 
 		fresh[first[id]] = marked[j]
 	}
 	return fresh, nil
-}
-
-// startBatchSpan starts one span for a batch, linked to each event's trace.
-func (h *Handler) startBatchSpan(ctx context.Context, items []*item) (context.Context, trace.Span) {
-	links := make([]trace.Link, 0, len(items))
-	for _, it := range items {
-		if it.d.Headers == nil {
-			continue
-		}
-		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(it.d.Headers)))
-		if sc.IsValid() {
-			links = append(links, trace.Link{SpanContext: sc})
-		}
-	}
-	return h.startSpan(ctx, "handle batch", nil, links, attribute.Int("messaging.batch.message_count", len(items)))
 }

@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/cqrskit/cqrskit/messagebus"
 )
 
@@ -180,16 +177,7 @@ func (b *Batcher) flush(calls []*call) {
 	for i, c := range calls {
 		items[i] = c.it
 	}
-	// The batch span is a trace of its own, linked to each delivery's
-	// span: it belongs to no single delivery's trace.
-	links := make([]trace.Link, 0, len(calls))
-	for _, c := range calls {
-		if sc := trace.SpanContextFromContext(c.ctx); sc.IsValid() {
-			links = append(links, trace.Link{SpanContext: sc})
-		}
-	}
-	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{}) // not the first caller's span
-	ctx, span := b.h.startSpan(ctx, "handle batch", nil, links, attribute.Int("messaging.batch.message_count", len(items)))
+	ctx, span := b.h.startBatcherSpan(ctx, calls)
 	var errs []error
 	alone := b.h.batch(ctx, items, func(i int, err error) {
 		errs = append(errs, err)

@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,9 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
@@ -50,7 +46,6 @@ type Handler struct {
 	log     *slog.Logger
 	now     func() time.Time
 	sleep   func(context.Context, time.Duration) error
-	random  func() float64
 	tracer  trace.Tracer
 	metrics handlerMetrics
 	unknown UnknownEvents
@@ -108,7 +103,6 @@ func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, er
 		log:      c.logger,
 		now:      c.now,
 		sleep:    c.sleep,
-		random:   c.random,
 		tracer:   c.tp.Tracer(scopeName),
 		metrics:  newHandlerMetrics(c.mp, name),
 		unknown:  c.unknown,
@@ -136,15 +130,6 @@ func (h *Handler) Handle(ctx context.Context, d messagebus.Delivery) error {
 	err := h.handle(ctx, it)
 	endSpan(span, err)
 	return err
-}
-
-// startItemSpan starts the span of one delivery, in its message's trace.
-func (h *Handler) startItemSpan(ctx context.Context, it *item) (context.Context, trace.Span) {
-	return h.startSpan(ctx, "handle "+cmp.Or(it.e.Type, "message"), it.d.Headers, nil,
-		attribute.String("cqrskit.event.id", it.e.ID.String()),
-		attribute.String("cqrskit.event.type", it.e.Type),
-		attribute.String("cqrskit.stream.id", it.e.StreamID),
-		attribute.Int("messaging.delivery.attempt", it.d.Attempt))
 }
 
 // handle runs it to an outcome: applied, dead-lettered, or an error.
@@ -222,7 +207,7 @@ func (h *Handler) retry(ctx context.Context, it *item) error {
 			if errors.Is(it.err, ErrPermanent) || errors.Is(it.err, event.ErrDecode) || h.policy.exhausted(n) {
 				return h.deadLetter(ctx, it, it.err, n)
 			}
-			wait := h.policy.delay(n, h.random())
+			wait := h.policy.delay(n)
 			h.metrics.retries.Add(ctx, 1, h.metrics.retryFunc)
 			if it.tries >= h.policy.InProcess {
 				h.log.WarnContext(ctx, "handler: event failed; the broker will deliver it again",
@@ -258,7 +243,7 @@ func (h *Handler) retry(ctx context.Context, it *item) error {
 // A non-nil error ends the delivery with it.
 func (h *Handler) hold(ctx context.Context, it *item) error {
 	it.held++
-	wait := h.policy.delay((max(it.d.Attempt, 1)-1)*h.policy.InProcess+it.held, h.random())
+	wait := h.policy.delay((max(it.d.Attempt, 1)-1)*h.policy.InProcess + it.held)
 	msg := "handler: database failure, not counted as an attempt"
 	check := "check the database: connections and server restarts, deadlocks and serialization failures (lock contention)"
 	cause := h.metrics.retryDB
@@ -368,7 +353,7 @@ func (h *Handler) unavailable(ctx context.Context, it *item, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	wait := h.policy.delay(max(it.d.Attempt, 1), h.random())
+	wait := h.policy.delay(max(it.d.Attempt, 1))
 	h.noteHeld(it.e.ID)
 	h.metrics.retries.Add(ctx, 1, h.metrics.retryDB)
 	h.log.WarnContext(ctx, "handler: database unavailable; the message stays with the broker",
@@ -490,25 +475,6 @@ func (h *Handler) heldDeliveries(id uuid.UUID) int {
 	h.failMu.Lock()
 	defer h.failMu.Unlock()
 	return h.held[id]
-}
-
-// startSpan starts a consumer span, a child of the trace context in
-// headers when there is one, else linked to links' contexts.
-func (h *Handler) startSpan(ctx context.Context, name string, headers map[string]string, links []trace.Link, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	if headers != nil {
-		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(headers))
-	}
-	attrs = append(attrs, attribute.String("cqrskit.handler", h.name))
-	return h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attrs...), trace.WithLinks(links...))
-}
-
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }
 
 // Prune deletes the handler's processed marks older than retention and

@@ -68,21 +68,27 @@ func TestRetryPolicyValidation(t *testing.T) {
 }
 
 func TestRetryDelay(t *testing.T) {
-	p, err := RetryPolicy{InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second, Multiplier: 2, Jitter: 0.5}.withDefaults()
+	p, err := RetryPolicy{InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second, Multiplier: 2, Jitter: -1}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond,
 		5: time.Second, 1000: time.Second, 0: 100 * time.Millisecond} {
-		if got := p.delay(n, 0.5); got != want {
+		if got := p.delay(n); got != want {
 			t.Errorf("delay(%d) without jitter = %s, want %s", n, got, want)
 		}
 	}
-	if lo, hi := p.delay(2, 0), p.delay(2, 0.999999); lo != 100*time.Millisecond || hi < 299*time.Millisecond || hi > 300*time.Millisecond {
-		t.Errorf("jitter range of delay(2): [%s, %s], want [100ms, 300ms]", lo, hi)
+	p.Jitter = 0.5
+	lo, hi := time.Hour, time.Duration(0)
+	for range 2000 {
+		d := p.delay(2)
+		lo, hi = min(lo, d), max(hi, d)
+		if got := p.delay(4); got > time.Second {
+			t.Fatalf("jittered delay above MaxDelay: %s", got)
+		}
 	}
-	if got := p.delay(4, 0.999999); got != time.Second {
-		t.Errorf("jittered delay above MaxDelay: %s", got)
+	if lo < 100*time.Millisecond || lo > 120*time.Millisecond || hi > 300*time.Millisecond || hi < 280*time.Millisecond {
+		t.Errorf("jitter range of delay(2) over 2000 draws: [%s, %s], want about [100ms, 300ms]", lo, hi)
 	}
 }
 

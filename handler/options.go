@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -22,7 +21,6 @@ type config struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	sleep   func(ctx context.Context, d time.Duration) error
-	random  func() float64
 	tp      trace.TracerProvider
 	mp      metric.MeterProvider
 	batch   BatchFunc
@@ -35,7 +33,6 @@ func defaultConfig() config {
 		logger: slog.Default(),
 		now:    time.Now,
 		sleep:  sleep,
-		random: rand.Float64,
 		tp:     otel.GetTracerProvider(),
 		mp:     otel.GetMeterProvider(),
 	}

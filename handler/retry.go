@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/cqrskit/cqrskit/internal/runloop"
 )
 
 // RetryPolicy says how often and how patiently a Handler tries an event
@@ -96,13 +100,11 @@ func (p RetryPolicy) withDefaults() (RetryPolicy, error) {
 // exhausted reports whether failed try number n was the last one allowed.
 func (p RetryPolicy) exhausted(n int) bool { return p.MaxAttempts > 0 && n >= p.MaxAttempts }
 
-// delay is the wait after failed try number n (from 1); r, in [0, 1),
-// places it within the jitter range.
-func (p RetryPolicy) delay(n int, r float64) time.Duration {
-	d := float64(p.InitialDelay) * math.Pow(p.Multiplier, float64(max(n, 1)-1))
-	d *= 1 + p.Jitter*(2*r-1)
-	if d >= float64(p.MaxDelay) || math.IsInf(d, 0) || math.IsNaN(d) {
-		return p.MaxDelay
-	}
-	return time.Duration(d)
+// delay is the wait after failed try number n (from 1): the policy as a
+// cenkalti exponential backoff with jitter, never above MaxDelay.
+func (p RetryPolicy) delay(n int) time.Duration {
+	return runloop.Nth(backoff.ExponentialBackOff{
+		InitialInterval: p.InitialDelay, MaxInterval: p.MaxDelay,
+		Multiplier: p.Multiplier, RandomizationFactor: p.Jitter,
+	}, n)
 }

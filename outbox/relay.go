@@ -11,12 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/internal/runloop"
 	"github.com/cqrskit/cqrskit/messagebus"
 )
 
@@ -260,63 +260,32 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 			wake = ch
 		}
 	}
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval: r.cfg.MinBackoff, MaxInterval: r.cfg.MaxBackoff,
-		RandomizationFactor: 0.2, Multiplier: 2,
-	}
-	bo.Reset()
-	poll := time.NewTimer(0)
-	defer poll.Stop()
 	lc := newLeaseClock(lease, r.cfg.StandbyInterval/2)
-	for {
-		if err := lc.keepIfDue(ctx); err != nil {
-			return err
-		}
-		n, err := r.drainOnce(ctx, lc)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var lost *leaseLostError
-		if errors.As(err, &lost) {
-			return err
-		}
-		var wait time.Duration
-		switch {
-		case err != nil:
+	return runloop.Run(ctx, runloop.Config{
+		Wake:    wake,
+		Poll:    r.cfg.PollInterval,
+		BackOff: runloop.New(r.cfg.MinBackoff, r.cfg.MaxBackoff),
+		Step: func(ctx context.Context) (more bool, err error) {
+			if err := lc.keepIfDue(ctx); err != nil {
+				return false, err
+			}
+			n, err := r.drainOnce(ctx, lc)
+			// More rows are likely waiting after a full batch. Without
+			// notifications, rows that committed while this batch was
+			// published are picked up at once rather than a poll interval
+			// later; with a Notifier their wake-up is pending.
+			return n == r.cfg.BatchSize || (n > 0 && wake == nil), err
+		},
+		Final: func(err error) bool {
+			var lost *leaseLostError
+			return errors.As(err, &lost)
+		},
+		OnError: func(_ context.Context, err error, wait time.Duration) {
 			r.setErr(err)
-			wait = bo.NextBackOff()
 			r.cfg.Logger.Warn("outbox relay: batch failed; rows stay in the outbox and will be retried",
 				"err", err, "retry_in", wait.Round(time.Millisecond))
-		case n == r.cfg.BatchSize:
-			bo.Reset()
-			continue // more rows are likely waiting
-		case n > 0 && wake == nil:
-			// Without notifications, rows that committed while this batch
-			// was published are picked up at once rather than a poll
-			// interval later. With a Notifier their wake-up is pending.
-			bo.Reset()
-			continue
-		default:
-			bo.Reset()
-			wait = r.cfg.PollInterval
-		}
-		poll.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-			if err == nil {
-				continue
-			}
-			// After an error, keep the backoff even when woken.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-poll.C:
-			}
-		case <-poll.C:
-		}
-	}
+		},
+	})
 }
 
 // DrainOnce publishes one batch and deletes what the broker acknowledged,

@@ -12,12 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/internal/runloop"
 )
 
 // Func applies one event to the read model inside tx. The projection
@@ -185,47 +185,23 @@ func (p *Projection) Run(ctx context.Context) error {
 			wake = ch
 		}
 	}
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval: p.cfg.MinBackoff, MaxInterval: p.cfg.MaxBackoff,
-		RandomizationFactor: 0.2, Multiplier: 2,
-	}
-	bo.Reset()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		_, more, err := p.step(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.setErr(err)
-		var wait time.Duration
-		switch {
-		case err != nil:
-			wait = bo.NextBackOff()
+	// Without a Final error the loop ends only with ctx.
+	_ = runloop.Run(ctx, runloop.Config{
+		Wake:    wake,
+		Poll:    p.cfg.PollInterval,
+		BackOff: runloop.New(p.cfg.MinBackoff, p.cfg.MaxBackoff),
+		Step: func(ctx context.Context) (bool, error) {
+			_, more, err := p.step(ctx)
+			if ctx.Err() == nil {
+				p.setErr(err)
+			}
+			return more, err
+		},
+		OnError: func(ctx context.Context, err error, wait time.Duration) {
 			log.WarnContext(ctx, "projection: batch failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
-		case more:
-			bo.Reset()
-			continue
-		default:
-			bo.Reset()
-			wait = p.cfg.PollInterval
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-wake:
-			if err == nil {
-				continue
-			}
-			select { // keep the backoff after a failure
-			case <-ctx.Done():
-				return nil
-			case <-timer.C:
-			}
-		case <-timer.C:
-		}
-	}
+		},
+	})
+	return nil
 }
 
 // CatchUp applies every event committed so far, in batches, and returns

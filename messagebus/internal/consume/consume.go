@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/cqrskit/cqrskit/internal/runloop"
 	"github.com/cqrskit/cqrskit/messagebus"
 )
 
@@ -225,13 +228,13 @@ func (p *Policy) LogFailure(ctx context.Context, d messagebus.Delivery, err erro
 }
 
 // Backoff returns the wait before the n-th consecutive retry (from 0) of a
-// broker operation: 100ms doubling up to 5s.
-func Backoff(n int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 0; i < n && d < 5*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 5*time.Second)
+// broker operation: 100ms doubling up to 5s, spread by runloop.Jitter so
+// subscriptions that failed together do not retry in lockstep.
+func Backoff(n int) time.Duration { return runloop.Nth(brokerBackoff, n+1) }
+
+var brokerBackoff = backoff.ExponentialBackOff{
+	InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second,
+	Multiplier: 2, RandomizationFactor: runloop.Jitter,
 }
 
 // Sleep waits d, or until stop or ctx; it reports whether the full wait

@@ -8,8 +8,10 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cqrskit/cqrskit/event"
 )
@@ -86,4 +88,38 @@ func (rm *repoMetrics) recordAppend(ctx context.Context, start time.Time, n int,
 	attrs := rm.byOutcome[outcome]
 	rm.appends.Add(ctx, 1, attrs)
 	rm.duration.Record(ctx, elapsed, attrs)
+}
+
+// startAppendSpan starts the es.Append span of one save: n events appended
+// to stream, expected at version (0: a new stream).
+func (r *Repository[T]) startAppendSpan(ctx context.Context, stream string, version int64, n int) (context.Context, trace.Span) {
+	return r.tracer.Start(ctx, "es.Append", trace.WithAttributes(
+		attribute.String("cqrskit.stream_type", r.cfg.StreamType),
+		attribute.String("cqrskit.stream.id", stream),
+		attribute.Int64("cqrskit.stream.expected_version", version),
+		attribute.Int("cqrskit.event.count", n),
+	))
+}
+
+func endAppendSpan(span trace.Span, err error) {
+	endSpan(span, err)
+	span.End()
+}
+
+// endSpan records err, if any, on span and returns it; the caller ends
+// span.
+func endSpan(span trace.Span, err error) error {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// startSpan starts the span of one repository call on aggregate id.
+func (r *Repository[T]) startSpan(ctx context.Context, name, id string) (context.Context, trace.Span) {
+	return r.tracer.Start(ctx, name, trace.WithAttributes(
+		attribute.String("cqrskit.stream_type", r.cfg.StreamType),
+		attribute.String("cqrskit.aggregate_id", id),
+	))
 }
