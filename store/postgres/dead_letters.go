@@ -15,6 +15,32 @@ import (
 
 const deadLetterColumns = `id, handler, event_id, topic, payload, headers, error, attempts, first_failed_at, last_failed_at`
 
+// deadLetterQueries is the SQL of the dead_letters table.
+type deadLetterQueries struct {
+	put, list, get, del string
+}
+
+func newDeadLetterQueries(cfg Config) deadLetterQueries {
+	r := tableReplacer(cfg, "dead_letters")
+	return deadLetterQueries{
+		// A repeat failure keeps the first message, payload and headers,
+		// and records the latest error and attempt count.
+		put: r.Replace(`INSERT INTO {dead_letters}
+	(handler, event_id, topic, payload, headers, error, attempts, first_failed_at, last_failed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, $9, now()), coalesce($9, now()))
+ON CONFLICT (handler, event_id) DO UPDATE SET
+	error = EXCLUDED.error,
+	attempts = EXCLUDED.attempts,
+	last_failed_at = EXCLUDED.last_failed_at`),
+		list: r.Replace(`SELECT ` + deadLetterColumns + ` FROM {dead_letters}
+WHERE id > $1 AND ($2 = '' OR handler = $2)
+ORDER BY id
+LIMIT $3`),
+		get: r.Replace(`SELECT ` + deadLetterColumns + ` FROM {dead_letters} WHERE id = $1`),
+		del: r.Replace(`DELETE FROM {dead_letters} WHERE id = $1`),
+	}
+}
+
 // PutDeadLetter stores d, or, when (d.Handler, d.EventID) is stored
 // already, sets its Error, Attempts and LastFailedAt (keeping the first
 // Topic, Payload, Headers and FirstFailedAt). d.ID is ignored. A zero
@@ -35,7 +61,7 @@ func (s *Store) PutDeadLetter(ctx context.Context, d handler.DeadLetter) error {
 	if d.Headers == nil {
 		headers = []byte(`{}`)
 	}
-	_, err = s.db.ExecContext(ctx, s.q.handler.putDeadLetter,
+	_, err = s.db.ExecContext(ctx, s.q.deadLetters.put,
 		d.Handler, d.EventID, d.Topic, d.Payload, string(headers), d.Error, d.Attempts,
 		nullTime(d.FirstFailedAt), nullTime(d.LastFailedAt))
 	return wrap(op, err)
@@ -48,7 +74,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, handlerName string, afterID
 	if limit < 1 {
 		return nil, &event.ValidationError{Field: "limit", Value: strconv.Itoa(limit), Reason: "limit must be >= 1"}
 	}
-	rows, err := s.db.QueryContext(ctx, s.q.handler.listDeadLetters, afterID, handlerName, limit)
+	rows, err := s.db.QueryContext(ctx, s.q.deadLetters.list, afterID, handlerName, limit)
 	if err != nil {
 		return nil, wrap("list dead letters", err)
 	}
@@ -70,7 +96,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, handlerName string, afterID
 // GetDeadLetter returns the dead letter with id, or an error wrapping
 // handler.ErrDeadLetterNotFound. See handler.DeadLetterStore.
 func (s *Store) GetDeadLetter(ctx context.Context, id int64) (handler.DeadLetter, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.handler.getDeadLetter, id)
+	rows, err := s.db.QueryContext(ctx, s.q.deadLetters.get, id)
 	if err != nil {
 		return handler.DeadLetter{}, wrap(fmt.Sprintf("get dead letter %d", id), err)
 	}
@@ -91,7 +117,7 @@ func (s *Store) GetDeadLetter(ctx context.Context, id int64) (handler.DeadLetter
 // DeleteDeadLetter removes the dead letter with id, or returns an error
 // wrapping handler.ErrDeadLetterNotFound. See handler.DeadLetterStore.
 func (s *Store) DeleteDeadLetter(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, s.q.handler.delDead, id)
+	res, err := s.db.ExecContext(ctx, s.q.deadLetters.del, id)
 	if err != nil {
 		return wrap(fmt.Sprintf("delete dead letter %d", id), err)
 	}

@@ -16,6 +16,39 @@ var (
 	_ handler.BatchMarker = (*Store)(nil)
 )
 
+// processedQueries is the SQL of the processed table.
+type processedQueries struct {
+	mark, markBatch, prune string
+}
+
+func newProcessedQueries(cfg Config) processedQueries {
+	r := tableReplacer(cfg, "processed")
+	return processedQueries{
+		mark: r.Replace(`INSERT INTO {processed} (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
+		// Rows are inserted in key order, so concurrent batches that share
+		// events wait for one another instead of deadlocking.
+		markBatch: r.Replace(`INSERT INTO {processed} (handler, event_id)
+SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id
+ON CONFLICT DO NOTHING
+RETURNING event_id`),
+		// One chunk: the next pruneChunk marks after the key $2 (NULL: from
+		// the first), of which the old ones are deleted. It returns the
+		// chunk's last key, its size and how many it deleted.
+		prune: r.Replace(`WITH scanned AS (
+	SELECT event_id, processed_at FROM {processed}
+	WHERE handler = $1 AND ($2::uuid IS NULL OR event_id > $2::uuid)
+	ORDER BY event_id
+	LIMIT $4
+), deleted AS (
+	DELETE FROM {processed} p USING scanned s
+	WHERE p.handler = $1 AND p.event_id = s.event_id AND s.processed_at < $3
+	RETURNING 1
+)
+SELECT (SELECT event_id FROM scanned ORDER BY event_id DESC LIMIT 1),
+	(SELECT count(*) FROM scanned), (SELECT count(*) FROM deleted)`),
+	}
+}
+
 // MarkProcessed records in tx that handlerName handled eventID, and reports
 // false, without error, when the mark already exists. A concurrent
 // transaction marking the same event makes this one wait for it to end:
@@ -25,7 +58,7 @@ func (s *Store) MarkProcessed(ctx context.Context, tx *sql.Tx, handlerName strin
 	if tx == nil || handlerName == "" {
 		return false, fmt.Errorf("mark processed: need a transaction and a handler name (handler %q)", handlerName)
 	}
-	res, err := tx.ExecContext(ctx, s.q.handler.markProcessed, handlerName, eventID)
+	res, err := tx.ExecContext(ctx, s.q.processed.mark, handlerName, eventID)
 	if err != nil {
 		return false, wrap(fmt.Sprintf("mark event %s processed by handler %s", eventID, handlerName), err)
 	}
@@ -52,7 +85,7 @@ func (s *Store) MarkProcessedBatch(ctx context.Context, tx *sql.Tx, handlerName 
 	for i, id := range ids {
 		index[id] = i
 	}
-	rows, err := tx.QueryContext(ctx, s.q.handler.markProcessedBatch, handlerName, ids)
+	rows, err := tx.QueryContext(ctx, s.q.processed.markBatch, handlerName, ids)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -91,7 +124,7 @@ func (s *Store) PruneProcessed(ctx context.Context, handlerName string, olderTha
 	for {
 		var last uuid.NullUUID
 		var scanned, deleted int64
-		err := s.db.QueryRowContext(ctx, s.q.handler.pruneProcessed, handlerName, after, olderThan, pruneChunk).
+		err := s.db.QueryRowContext(ctx, s.q.processed.prune, handlerName, after, olderThan, pruneChunk).
 			Scan(&last, &scanned, &deleted)
 		if err != nil {
 			return total, wrap(op, err)

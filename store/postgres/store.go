@@ -120,9 +120,10 @@ type queries struct {
 	load, readAll, horizonWaiting                                string
 	saveSnapshot, loadSnapshot                                   string
 
-	outbox     outboxQueries     // outbox.go
-	handler    handlerQueries    // store.go
-	checkpoint checkpointQueries // checkpoint.go
+	outbox      outboxQueries     // outbox.go
+	processed   processedQueries  // processed.go
+	deadLetters deadLetterQueries // dead_letters.go
+	checkpoint  checkpointQueries // checkpoint.go
 }
 
 func newQueries(cfg Config) queries {
@@ -147,58 +148,10 @@ func newQueries(cfg Config) queries {
 	q.outbox = newOutboxQueries(cfg)
 	q.saveSnapshot = r.Replace(saveSnapshotSQL)
 	q.loadSnapshot = r.Replace(`SELECT version, schema_version, data, created_at FROM {snapshots} WHERE stream_id = $1`)
-	q.handler = newHandlerQueries(cfg)
+	q.processed = newProcessedQueries(cfg)
+	q.deadLetters = newDeadLetterQueries(cfg)
 	q.checkpoint = newCheckpointQueries(cfg)
 	return q
-}
-
-// handlerQueries is the SQL of the handler.Store methods.
-type handlerQueries struct {
-	markProcessed, markProcessedBatch, pruneProcessed      string
-	putDeadLetter, listDeadLetters, getDeadLetter, delDead string
-}
-
-func newHandlerQueries(cfg Config) handlerQueries {
-	r := tableReplacer(cfg, "processed", "dead_letters")
-	return handlerQueries{
-		markProcessed: r.Replace(`INSERT INTO {processed} (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
-		// Rows are inserted in key order, so concurrent batches that share
-		// events wait for one another instead of deadlocking.
-		markProcessedBatch: r.Replace(`INSERT INTO {processed} (handler, event_id)
-SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id
-ON CONFLICT DO NOTHING
-RETURNING event_id`),
-		// One chunk: the next pruneChunk marks after the key $2 (NULL: from
-		// the first), of which the old ones are deleted. It returns the
-		// chunk's last key, its size and how many it deleted.
-		pruneProcessed: r.Replace(`WITH scanned AS (
-	SELECT event_id, processed_at FROM {processed}
-	WHERE handler = $1 AND ($2::uuid IS NULL OR event_id > $2::uuid)
-	ORDER BY event_id
-	LIMIT $4
-), deleted AS (
-	DELETE FROM {processed} p USING scanned s
-	WHERE p.handler = $1 AND p.event_id = s.event_id AND s.processed_at < $3
-	RETURNING 1
-)
-SELECT (SELECT event_id FROM scanned ORDER BY event_id DESC LIMIT 1),
-	(SELECT count(*) FROM scanned), (SELECT count(*) FROM deleted)`),
-		// A repeat failure keeps the first message, payload and headers,
-		// and records the latest error and attempt count.
-		putDeadLetter: r.Replace(`INSERT INTO {dead_letters}
-	(handler, event_id, topic, payload, headers, error, attempts, first_failed_at, last_failed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, $9, now()), coalesce($9, now()))
-ON CONFLICT (handler, event_id) DO UPDATE SET
-	error = EXCLUDED.error,
-	attempts = EXCLUDED.attempts,
-	last_failed_at = EXCLUDED.last_failed_at`),
-		listDeadLetters: r.Replace(`SELECT ` + deadLetterColumns + ` FROM {dead_letters}
-WHERE id > $1 AND ($2 = '' OR handler = $2)
-ORDER BY id
-LIMIT $3`),
-		getDeadLetter: r.Replace(`SELECT ` + deadLetterColumns + ` FROM {dead_letters} WHERE id = $1`),
-		delDead:       r.Replace(`DELETE FROM {dead_letters} WHERE id = $1`),
-	}
 }
 
 // tableReplacer replaces {name} with the qualified table of each name.
