@@ -189,3 +189,17 @@ func (s *Store) lockWrite(ctx context.Context) error {
 }
 
 func (s *Store) unlockWrite() { <-s.writeSem }
+
+// execWrite runs one write statement in its turn of the store's write
+// queue and returns the rows affected.
+func (s *Store) execWrite(ctx context.Context, query string, args ...any) (int64, error) {
+	if err := s.lockWrite(ctx); err != nil {
+		return 0, err
+	}
+	defer s.unlockWrite()
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
