@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,7 +158,6 @@ type db struct {
 // adminStore is what both stores offer the tests.
 type adminStore interface {
 	sqlStore
-	DB() *sql.DB
 	Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error)
 	outbox.Store
 }

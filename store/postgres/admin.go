@@ -5,14 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pressly/goose/v3"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/internal/sqlmigrate"
 	"github.com/cqrskit/cqrskit/store"
 )
 
@@ -100,25 +99,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]store.Migration, error) 
 			return nil, wrap("migration status", err)
 		}
 	}
-	return migrationStates(s.migrations, applied)
-}
-
-// migrationStates lists files' migrations with their applied times.
-func migrationStates(files fs.FS, applied map[int64]time.Time) ([]store.Migration, error) {
-	names, err := fs.Glob(files, "*.sql")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.Migration, 0, len(names))
-	for _, name := range names {
-		v, err := goose.NumericComponent(name)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", name, err)
-		}
-		at, ok := applied[v]
-		out = append(out, store.Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
-	}
-	return out, nil
+	return sqlmigrate.States(s.migrations, applied)
 }
 
 // TablesExist reports whether the store's events table exists, whether

@@ -10,8 +10,9 @@
 //
 // *Store implements event.Store, event.TxStore, es.SnapshotStore and
 // outbox.Store, and passes the contract suite in event/eventtest. It also
-// implements handler.Store (processed marks, dead letters) and
-// projection.CheckpointStore and projection.Counter.
+// implements handler.Store (processed marks, dead letters),
+// projection.CheckpointStore and projection.Counter, and store.Admin for
+// operators (the cqrskit CLI).
 //
 // # Schema and migrations
 //

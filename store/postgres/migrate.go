@@ -1,20 +1,19 @@
 package postgres
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"embed"
 	"fmt"
 	"hash/crc64"
 	"io/fs"
-	"path"
 	"strings"
 	"testing/fstest"
-	"text/template"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/cqrskit/cqrskit/internal/sqlmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -59,28 +58,7 @@ func lockKey(name string) int64 {
 // renderMigrations renders every embedded migration for c into an
 // in-memory file system in goose's file format.
 func renderMigrations(c Config) (fstest.MapFS, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	data := c.templateData()
-	out := fstest.MapFS{}
-	for _, name := range names {
-		src, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(src))
-		if err != nil {
-			return nil, fmt.Errorf("parse migration %s: %w", name, err)
-		}
-		var b bytes.Buffer
-		if err := tmpl.Execute(&b, data); err != nil {
-			return nil, fmt.Errorf("render migration %s: %w", name, err)
-		}
-		out[path.Base(name)] = &fstest.MapFile{Data: b.Bytes(), Mode: 0o444}
-	}
-	return out, nil
+	return sqlmigrate.Render(migrationFiles, "migrations/*.sql", c.templateData())
 }
 
 // MigrationSQL returns the schema for cfg as plain SQL, every migration's

@@ -4,14 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pressly/goose/v3"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/internal/sqlmigrate"
 	"github.com/cqrskit/cqrskit/store"
 )
 
@@ -99,20 +98,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]store.Migration, error) 
 			return nil, fmt.Errorf("migration status: %w", err)
 		}
 	}
-	names, err := fs.Glob(s.migrations, "*.sql")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.Migration, 0, len(names))
-	for _, name := range names {
-		v, err := goose.NumericComponent(name)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", name, err)
-		}
-		at, ok := applied[v]
-		out = append(out, store.Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
-	}
-	return out, nil
+	return sqlmigrate.States(s.migrations, applied)
 }
 
 // parseGooseTime parses the version table's tstamp; the zero time if it is

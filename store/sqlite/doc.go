@@ -8,7 +8,8 @@
 //	err = store.Migrate(ctx)
 //
 // A *Store implements event.Store and event.TxStore, es.SnapshotStore,
-// outbox.Store and outbox.Notifier.
+// outbox.Store and outbox.Notifier, and store.Admin for operators (the
+// cqrskit CLI).
 //
 // # Opening
 //

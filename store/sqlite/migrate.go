@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
@@ -10,9 +9,10 @@ import (
 	"path"
 	"strings"
 	"testing/fstest"
-	"text/template"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/cqrskit/cqrskit/internal/sqlmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -24,27 +24,7 @@ const versionTable = "schema_version"
 // renderMigrations renders every embedded migration with prefix into an
 // in-memory file system, in goose's file format.
 func renderMigrations(prefix string) (fstest.MapFS, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	out := fstest.MapFS{}
-	for _, name := range names {
-		src, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(src))
-		if err != nil {
-			return nil, fmt.Errorf("parse migration %s: %w", name, err)
-		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, struct{ Prefix string }{prefix}); err != nil {
-			return nil, fmt.Errorf("render migration %s: %w", name, err)
-		}
-		out[path.Base(name)] = &fstest.MapFile{Data: buf.Bytes(), Mode: 0o444}
-	}
-	return out, nil
+	return sqlmigrate.Render(migrationFiles, "migrations/*.sql", struct{ Prefix string }{prefix})
 }
 
 // MigrationSQL returns the schema for cfg's table prefix as plain SQL: the
