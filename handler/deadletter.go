@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"maps"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 // Message rebuilds the message that was dead-lettered.
@@ -20,7 +20,7 @@ func (l DeadLetter) Message() messagebus.Message {
 		id = mid
 		delete(h, HeaderMessageID)
 	}
-	return messagebus.Message{ID: id, Topic: l.Topic, Key: h[outbox.HeaderStreamID], Payload: l.Payload, Headers: h}
+	return messagebus.Message{ID: id, Topic: l.Topic, Key: h[envelope.HeaderStreamID], Payload: l.Payload, Headers: h}
 }
 
 // DeadLetters manages one handler's dead letters: the messages it gave up

@@ -40,7 +40,7 @@
 // Some failures are not worth a retry and go to the dead letters at once:
 // an error wrapped with Permanent, one satisfying errors.Is(err,
 // event.ErrDecode) (a payload that does not decode: see For), and a
-// message that is not an event at all (outbox.EventFromMessage fails; it is
+// message that is not an event at all (envelope.Event fails; it is
 // dead-lettered with an *event.DecodeError, and the Func never sees it). A
 // panic in the Func is recovered into an error, its stack logged, and
 // counts as one failed try.

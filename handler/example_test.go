@@ -10,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
@@ -45,11 +45,11 @@ type productRenamed struct {
 	Name string `json:"name"`
 }
 
-// renamed is a delivery as a relay publishes it (outbox.Message).
+// renamed is a delivery as a relay publishes it (envelope.Message).
 func renamed(stream, name string) messagebus.Delivery {
 	e := event.Event{ID: event.NewID(), StreamID: stream, StreamType: "product", Version: 2, Type: "product.renamed",
 		SchemaVersion: 1, Data: fmt.Appendf(nil, `{"name":%q}`, name)}
-	return messagebus.Delivery{Message: outbox.Message(e, "product"), Attempt: 1}
+	return messagebus.Delivery{Message: envelope.Message(e, "product"), Attempt: 1}
 }
 
 func printNames(db *sql.DB) {

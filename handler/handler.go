@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 // Func handles one event inside tx: it writes the read model (or whatever
@@ -163,10 +163,10 @@ func (h *Handler) newItem(d messagebus.Delivery) *item {
 // decode rebuilds the event a relay published. A message that is not one
 // fails with an *event.DecodeError, so errors.Is(err, event.ErrDecode).
 func decode(m messagebus.Message) (event.Event, error) {
-	e, err := outbox.EventFromMessage(m)
+	e, err := envelope.Event(m)
 	if err != nil {
 		return event.Event{}, &event.DecodeError{
-			EventID: m.ID, Stream: m.Key, Type: m.Headers[outbox.HeaderEventType],
+			EventID: m.ID, Stream: m.Key, Type: m.Headers[envelope.HeaderEventType],
 			Err: fmt.Errorf("message is not an event: %w", err),
 		}
 	}

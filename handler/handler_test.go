@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 func TestRetryPolicyValidation(t *testing.T) {
@@ -129,7 +129,7 @@ func TestDecodeNotAnEvent(t *testing.T) {
 		t.Errorf("decode of a message that is not an event: %v", err)
 	}
 	e := event.Event{ID: event.NewID(), StreamID: "s", Version: 3, Type: "t", SchemaVersion: 2, Data: []byte("{}")}
-	got, err := decode(outbox.Message(e, "t"))
+	got, err := decode(envelope.Message(e, "t"))
 	if err != nil || got.ID != e.ID || got.Version != 3 || got.SchemaVersion != 2 {
 		t.Errorf("decode of a relayed event: %+v, %v", got, err)
 	}
@@ -141,7 +141,7 @@ func TestDeadLetterMessage(t *testing.T) {
 		t.Error("derived event IDs are not stable and distinct")
 	}
 	l := DeadLetter{EventID: id, Topic: "t", Payload: []byte("p"),
-		Headers: map[string]string{HeaderMessageID: "order-17", outbox.HeaderStreamID: "s"}}
+		Headers: map[string]string{HeaderMessageID: "order-17", envelope.HeaderStreamID: "s"}}
 	m := l.Message()
 	if m.ID != "order-17" || m.Key != "s" || m.Topic != "t" || string(m.Payload) != "p" || len(m.Headers) != 1 {
 		t.Errorf("Message() = %+v", m)

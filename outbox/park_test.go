@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 	busmem "github.com/cqrskit/cqrskit/messagebus/memory"
@@ -107,7 +108,7 @@ func TestRelayLostAckKeepsStreamOrder(t *testing.T) {
 	fill(t, store, 3, 5)
 	var lost atomic.Int32
 	pub := &lossyPublisher{inner: broker, loseAck: func(m messagebus.Message) bool {
-		return m.Key == "thing-1" && m.Headers[outbox.HeaderVersion] == "2" && lost.Add(1) == 1
+		return m.Key == "thing-1" && m.Headers[envelope.HeaderVersion] == "2" && lost.Add(1) == 1
 	}}
 	_, _ = startRelay(t, outbox.Config{Store: store, Publisher: pub, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	waitFor(t, "every stream", func() bool { return len(got.versions("thing-1")) >= 5 && got.total.Load() >= 15 })

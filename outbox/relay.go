@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/internal/runloop"
 	"github.com/cqrskit/cqrskit/messagebus"
@@ -26,17 +26,6 @@ import (
 type Publisher interface {
 	Publish(ctx context.Context, msgs ...messagebus.Message) error
 }
-
-// Message headers the relay sets besides the event's metadata.
-const (
-	HeaderEventType     = "Cqrs-Event-Type"
-	HeaderSchemaVersion = "Cqrs-Schema-Version"
-	HeaderStreamID      = "Cqrs-Stream-Id"
-	HeaderStreamType    = "Cqrs-Stream-Type"
-	HeaderVersion       = "Cqrs-Stream-Version"
-	HeaderPosition      = "Cqrs-Position"
-	HeaderRecordedAt    = "Cqrs-Recorded-At"
-)
 
 // Config configures a Relay. The zero value of each optional field means its
 // default.
@@ -309,7 +298,7 @@ func (r *Relay) drainOnce(ctx context.Context, lc *leaseClock) (_ int, err error
 	}
 	msgs := make([]messagebus.Message, len(recs))
 	for i, rec := range recs {
-		msgs[i] = Message(rec.Event, r.cfg.Topic(rec.Event))
+		msgs[i] = envelope.Message(rec.Event, r.cfg.Topic(rec.Event))
 	}
 	ctx, span := r.startDrainSpan(ctx, recs)
 	published := 0
@@ -427,22 +416,6 @@ func (r *Relay) park(ctx context.Context, rec Record, reason error) error {
 		"outbox_id", rec.ID, "event_id", rec.Event.ID, "stream", rec.Event.StreamID,
 		"version", rec.Event.Version, "type", rec.Event.Type, "err", reason)
 	return nil
-}
-
-// Message turns an event into the broker message the relay publishes: the
-// event ID as message ID (the broker's de-duplication key), the stream ID
-// as key (ordering), the payload as body, and metadata plus envelope fields
-// as headers. Consumers rebuild the event with EventFromMessage.
-func Message(e event.Event, topic string) messagebus.Message {
-	h := e.Metadata.Headers()
-	h[HeaderEventType] = e.Type
-	h[HeaderSchemaVersion] = strconv.Itoa(e.SchemaVersion)
-	h[HeaderStreamID] = e.StreamID
-	h[HeaderStreamType] = e.StreamType
-	h[HeaderVersion] = strconv.FormatInt(e.Version, 10)
-	h[HeaderPosition] = strconv.FormatInt(e.Position, 10)
-	h[HeaderRecordedAt] = e.RecordedAt.UTC().Format(time.RFC3339Nano)
-	return messagebus.Message{ID: e.ID.String(), Topic: topic, Key: e.StreamID, Payload: e.Data, Headers: h}
 }
 
 func (r *Relay) setErr(err error) {

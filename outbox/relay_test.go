@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 	busmem "github.com/cqrskit/cqrskit/messagebus/memory"
@@ -30,7 +31,7 @@ func collect(t *testing.T, b messagebus.Subscriber, topic string) *collector {
 	t.Helper()
 	c := &collector{byStream: map[string][]int64{}, ids: map[string]int{}}
 	sub, err := b.Subscribe(t.Context(), topic, "collector", func(_ context.Context, d messagebus.Delivery) error {
-		e, err := outbox.EventFromMessage(d.Message)
+		e, err := envelope.Event(d.Message)
 		if err != nil {
 			t.Errorf("delivered message is not an event: %v", err)
 			return nil
@@ -298,51 +299,6 @@ func TestNewRelayValidatesConfig(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestMessageRoundTrip(t *testing.T) {
-	e := event.Event{
-		ID: event.NewID(), StreamID: "thing-1", StreamType: "thing", Version: 3, Position: 42,
-		Type: "thing.happened", SchemaVersion: 2, Data: []byte(`{"a":1}`),
-		Metadata:   event.Metadata{CorrelationID: "c", TraceParent: "tp", Extra: map[string]string{"k": "v"}},
-		RecordedAt: time.Date(2026, 11, 27, 10, 0, 0, 123, time.UTC),
-	}
-	m := outbox.Message(e, "thing")
-	if m.ID != e.ID.String() || m.Key != "thing-1" || m.Topic != "thing" {
-		t.Errorf("message = %+v", m)
-	}
-	if err := m.Validate(); err != nil {
-		t.Errorf("relay message does not validate: %v", err)
-	}
-	back, err := outbox.EventFromMessage(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back.ID != e.ID || back.StreamID != e.StreamID || back.StreamType != e.StreamType || back.Version != 3 ||
-		back.Position != 42 || back.Type != e.Type || back.SchemaVersion != 2 || string(back.Data) != string(e.Data) ||
-		!back.RecordedAt.Equal(e.RecordedAt) || back.Metadata.CorrelationID != "c" || back.Metadata.Extra["k"] != "v" {
-		t.Errorf("round trip = %+v, want %+v", back, e)
-	}
-	bad := []struct {
-		name  string
-		edit  func(*messagebus.Message)
-		field string
-	}{
-		{"bad ID", func(m *messagebus.Message) { m.ID = "nope" }, "message ID"},
-		{"no type", func(m *messagebus.Message) { delete(m.Headers, outbox.HeaderEventType) }, "header Cqrs-Event-Type"},
-		{"bad version", func(m *messagebus.Message) { m.Headers[outbox.HeaderVersion] = "x" }, "header Cqrs-Stream-Version"},
-		{"bad schema", func(m *messagebus.Message) { m.Headers[outbox.HeaderSchemaVersion] = "0" }, "header Cqrs-Schema-Version"},
-		{"bad time", func(m *messagebus.Message) { m.Headers[outbox.HeaderRecordedAt] = "yesterday" }, "header Cqrs-Recorded-At"},
-	}
-	for _, tc := range bad {
-		m := outbox.Message(e, "thing")
-		tc.edit(&m)
-		_, err := outbox.EventFromMessage(m)
-		var ve *event.ValidationError
-		if !errors.As(err, &ve) || ve.Field != tc.field {
-			t.Errorf("%s: got %v, want a validation error on %s", tc.name, err, tc.field)
-		}
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 // consumerStreams is the number of read-model rows the events update.
@@ -169,7 +169,7 @@ func deliveries(set, n int) []messagebus.Delivery {
 		e := event.Event{ID: event.NewID(), StreamID: fmt.Sprintf("bench-%d-%d", set, s), StreamType: "bench",
 			Version: versions[s], Position: int64(i + 1), Type: "bench.added", SchemaVersion: 1,
 			Data: fmt.Appendf(nil, `{"n":%d}`, i%7+1), Metadata: event.Metadata{CorrelationID: "cqrsbench"}, RecordedAt: now}
-		ds[i] = messagebus.Delivery{Message: outbox.Message(e, "bench"), Attempt: 1}
+		ds[i] = messagebus.Delivery{Message: envelope.Message(e, "bench"), Attempt: 1}
 	}
 	return ds
 }

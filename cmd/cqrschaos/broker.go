@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cqrskit/cqrskit/outbox"
+	"github.com/cqrskit/cqrskit/envelope"
 )
 
 // The sample's JetStream stream and subjects (infra.Config defaults).
@@ -77,8 +77,8 @@ func readBroker(ctx context.Context, nc *nats.Conn) (*brokerLog, error) {
 			pending = md.NumPending
 			h := m.Headers()
 			id, _ := uuid.Parse(h.Get("Nats-Msg-Id"))
-			version, _ := strconv.ParseInt(h.Get(outbox.HeaderVersion), 10, 64)
-			b.msgs = append(b.msgs, brokerMsg{seq: md.Sequence.Stream, id: id, stream: h.Get(outbox.HeaderStreamID), version: version})
+			version, _ := strconv.ParseInt(h.Get(envelope.HeaderVersion), 10, 64)
+			b.msgs = append(b.msgs, brokerMsg{seq: md.Sequence.Stream, id: id, stream: h.Get(envelope.HeaderStreamID), version: version})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("broker stream %s: fetch: %w", natsStream, err)

@@ -13,12 +13,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/kafka"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/testutil"
 )
 
@@ -28,7 +28,7 @@ func putDeadLetter(t testing.TB, d *db, handlerName string, e event.Event, topic
 	t.Helper()
 	ctx := context.Background()
 	hs := d.store.(handler.Store)
-	m := outbox.Message(e, topic)
+	m := envelope.Message(e, topic)
 	err := hs.PutDeadLetter(ctx, handler.DeadLetter{
 		Handler: handlerName, EventID: e.ID, Topic: topic, Payload: m.Payload, Headers: m.Headers,
 		Error: "boom: price must be positive", Attempts: 10, FirstFailedAt: failedAt, LastFailedAt: failedAt,
@@ -65,7 +65,7 @@ func TestDeadLettersListShowDiscard(t *testing.T) {
 		}
 		dl := page.DeadLetters[0]
 		if dl.ID != id1 || dl.Handler != "projector" || dl.EventID != evs[0].ID.String() || dl.Topic != "product" ||
-			dl.Attempts != 10 || dl.Error == "" || dl.Headers[outbox.HeaderStreamID] != "product-1" || string(dl.Payload) == "" {
+			dl.Attempts != 10 || dl.Error == "" || dl.Headers[envelope.HeaderStreamID] != "product-1" || string(dl.Payload) == "" {
 			t.Errorf("first dead letter: %+v", dl)
 		}
 		d.run(t, "deadletters", "list", "--handler", "mailer", "-o", "json").want(t, exitOK).json(t, &page)

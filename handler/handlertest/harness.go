@@ -14,11 +14,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/memory"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 // Harness is what the suite needs from one fresh, empty database.
@@ -47,7 +47,7 @@ func newEvent(stream string, version int64, n int) event.Event {
 	}
 }
 
-func message(e event.Event) messagebus.Message { return outbox.Message(e, topic) }
+func message(e event.Event) messagebus.Message { return envelope.Message(e, topic) }
 
 func delivery(e event.Event, attempt int) messagebus.Delivery {
 	return messagebus.Delivery{Message: message(e), Attempt: attempt}

@@ -16,11 +16,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/memory"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 // Run runs the suite. newHarness must return a fresh, empty, migrated
@@ -521,7 +521,7 @@ func testPoisonMessage(t *testing.T, h Harness) {
 	dl := dls[0]
 	if dl.EventID != poison.ID || dl.Handler != "poison" || dl.Topic != topic || dl.Attempts != 4 ||
 		string(dl.Payload) != string(poison.Data) || !strings.Contains(dl.Error, "cannot handle this one") ||
-		dl.Headers[outbox.HeaderEventType] != poison.Type || dl.Headers[event.HeaderCorrelationID] != "corr-s" ||
+		dl.Headers[envelope.HeaderEventType] != poison.Type || dl.Headers[event.HeaderCorrelationID] != "corr-s" ||
 		dl.FirstFailedAt.IsZero() || dl.LastFailedAt.Before(dl.FirstFailedAt) {
 		t.Errorf("dead letter: %+v", dl)
 	}
@@ -1137,7 +1137,7 @@ func testBatcherThroughBroker(t *testing.T, h Harness) {
 				poison = e
 				poisonID.Store(e.ID)
 			}
-			msgs = append(msgs, outbox.Message(e, fmt.Sprint("t", i)))
+			msgs = append(msgs, envelope.Message(e, fmt.Sprint("t", i)))
 		}
 		publish(t, bus, msgs...)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/internal/faultmodel"
@@ -692,8 +693,8 @@ func brokerOrder(url, name string) string {
 		if err != nil {
 			continue
 		}
-		s := msg.Header.Get(outbox.HeaderStreamID)
-		order[s] = append(order[s], msg.Header.Get(outbox.HeaderVersion))
+		s := msg.Header.Get(envelope.HeaderStreamID)
+		order[s] = append(order[s], msg.Header.Get(envelope.HeaderVersion))
 	}
 	var out []string
 	for s, vs := range order {

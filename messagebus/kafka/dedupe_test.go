@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/kafka"
-	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
@@ -26,8 +26,8 @@ func TestDuplicateReachesConsumerAndTakesEffectOnce(t *testing.T) {
 	topic := "dedupe"
 	e := event.Event{ID: event.NewID(), StreamID: "account-1", StreamType: "account", Version: 1, Position: 1,
 		Type: "Deposited", SchemaVersion: 1, Data: []byte(`{"amount":10}`), RecordedAt: time.Now()}
-	dup := outbox.Message(e, topic)
-	next := outbox.Message(event.Event{ID: event.NewID(), StreamID: "account-1", StreamType: "account", Version: 2, Position: 2,
+	dup := envelope.Message(e, topic)
+	next := envelope.Message(event.Event{ID: event.NewID(), StreamID: "account-1", StreamType: "account", Version: 2, Position: 2,
 		Type: "Deposited", SchemaVersion: 1, Data: []byte(`{"amount":5}`), RecordedAt: time.Now()}, topic)
 	for _, m := range []messagebus.Message{dup, dup, next} { // the republish is a call of its own
 		if err := b.Publish(ctx, m); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
@@ -230,7 +231,7 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 	productsFn := func(ctx context.Context, d messagebus.Delivery) error {
 		err := pb.Handle(ctx, d)
 		if err == nil {
-			if e, derr := outbox.EventFromMessage(d.Message); derr == nil {
+			if e, derr := envelope.Event(d.Message); derr == nil {
 				products.NotifyApplied(e)
 			} else {
 				products.Notify()

@@ -13,11 +13,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/testutil"
 )
 
@@ -92,7 +92,7 @@ func TestRepublishAfterDuplicateWindowTakesEffectOnce(t *testing.T) {
 
 	e := event.Event{ID: event.NewID(), StreamID: "product-1", StreamType: "product", Version: 1, Position: 1,
 		Type: "product.created", SchemaVersion: 1, Data: []byte(`{}`), RecordedAt: time.Now().UTC()}
-	msg := outbox.Message(e, "product")
+	msg := envelope.Message(e, "product")
 	for range 2 { // a republish within the window is dropped by the broker
 		if err := bus.Publish(ctx, msg); err != nil {
 			t.Fatal(err)

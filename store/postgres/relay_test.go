@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 	busmem "github.com/cqrskit/cqrskit/messagebus/memory"
@@ -27,7 +28,7 @@ func receive(t *testing.T, b messagebus.Subscriber, topic string) *received {
 	t.Helper()
 	r := &received{versions: map[string][]int64{}}
 	sub, err := b.Subscribe(t.Context(), topic, "check", func(_ context.Context, d messagebus.Delivery) error {
-		e, err := outbox.EventFromMessage(d.Message)
+		e, err := envelope.Event(d.Message)
 		if err != nil {
 			t.Errorf("delivered message is not an event: %v", err)
 			return nil

@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 )
 
 // transientSetup is a store with a one-row read model and a handler whose
@@ -63,7 +63,7 @@ func handleUntilAcked(t *testing.T, h *handler.Handler, e event.Event) int {
 	t.Helper()
 	ctx := context.Background()
 	for attempt := 1; attempt <= 50; attempt++ {
-		err := h.Handle(ctx, messagebus.Delivery{Message: outbox.Message(e, "test"), Attempt: attempt})
+		err := h.Handle(ctx, messagebus.Delivery{Message: envelope.Message(e, "test"), Attempt: attempt})
 		if err == nil {
 			return attempt
 		}

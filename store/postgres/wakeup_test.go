@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/memory"
@@ -32,7 +33,7 @@ func TestRelayWokenForCommitWhoseNotificationWasCoalesced(t *testing.T) {
 	defer bus.Close()
 	got := make(chan string, 10)
 	sub, err := bus.Subscribe(ctx, "events", "wake", func(_ context.Context, d messagebus.Delivery) error {
-		got <- d.Headers[outbox.HeaderStreamID]
+		got <- d.Headers[envelope.HeaderStreamID]
 		return nil
 	})
 	if err != nil {

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/handler/handlertest"
 	"github.com/cqrskit/cqrskit/messagebus"
-	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
@@ -47,7 +47,7 @@ func TestHandlerClosedDatabase(t *testing.T) {
 		return err
 	}
 	e := event.Event{ID: event.NewID(), StreamID: "s", Version: 1, Type: "t", SchemaVersion: 1, Data: []byte("{}")}
-	d := messagebus.Delivery{Message: outbox.Message(e, "t"), Attempt: 1}
+	d := messagebus.Delivery{Message: envelope.Message(e, "t"), Attempt: 1}
 
 	down, err := handler.Idempotent("closed", closed, fn, handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 1}))
 	if err != nil {

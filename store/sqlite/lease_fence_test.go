@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrskit/envelope"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/memory"
@@ -65,7 +66,7 @@ func TestRelayPausedPastLeaseStopsBeforeDelete(t *testing.T) {
 	var versions []string
 	sub, err := bus.Subscribe(ctx, "events", "order", func(_ context.Context, d messagebus.Delivery) error {
 		mu.Lock()
-		versions = append(versions, d.Headers[outbox.HeaderVersion])
+		versions = append(versions, d.Headers[envelope.HeaderVersion])
 		mu.Unlock()
 		return nil
 	})

@@ -1,4 +1,4 @@
-package outbox
+package envelope
 
 import (
 	"fmt"
@@ -11,10 +11,37 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus"
 )
 
-// EventFromMessage rebuilds the event a relay published (see Message). It
-// fails with a *event.ValidationError naming the header that is missing or
-// malformed.
-func EventFromMessage(m messagebus.Message) (event.Event, error) {
+// Message headers that carry the event's envelope, besides its metadata
+// (see event.Metadata.Headers).
+const (
+	HeaderEventType     = "Cqrs-Event-Type"
+	HeaderSchemaVersion = "Cqrs-Schema-Version"
+	HeaderStreamID      = "Cqrs-Stream-Id"
+	HeaderStreamType    = "Cqrs-Stream-Type"
+	HeaderVersion       = "Cqrs-Stream-Version"
+	HeaderPosition      = "Cqrs-Position"
+	HeaderRecordedAt    = "Cqrs-Recorded-At"
+)
+
+// Message turns an event into the broker message the outbox relay
+// publishes: the event ID as message ID (the broker's de-duplication key),
+// the stream ID as key (ordering), the payload as body, and metadata plus
+// envelope fields as headers. Consumers rebuild the event with Event.
+func Message(e event.Event, topic string) messagebus.Message {
+	h := e.Metadata.Headers()
+	h[HeaderEventType] = e.Type
+	h[HeaderSchemaVersion] = strconv.Itoa(e.SchemaVersion)
+	h[HeaderStreamID] = e.StreamID
+	h[HeaderStreamType] = e.StreamType
+	h[HeaderVersion] = strconv.FormatInt(e.Version, 10)
+	h[HeaderPosition] = strconv.FormatInt(e.Position, 10)
+	h[HeaderRecordedAt] = e.RecordedAt.UTC().Format(time.RFC3339Nano)
+	return messagebus.Message{ID: e.ID.String(), Topic: topic, Key: e.StreamID, Payload: e.Data, Headers: h}
+}
+
+// Event rebuilds the event that Message turned into m. It fails with a
+// *event.ValidationError naming the header that is missing or malformed.
+func Event(m messagebus.Message) (event.Event, error) {
 	bad := func(field, value, reason string) (event.Event, error) {
 		return event.Event{}, &event.ValidationError{Field: field, Value: value, Reason: reason}
 	}
