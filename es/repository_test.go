@@ -551,6 +551,8 @@ type txStore struct {
 	txs int
 }
 
+func (s *txStore) Committed() {}
+
 func (s *txStore) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error) {
 	if tx == nil {
 		return event.AppendResult{}, errors.New("nil tx")

@@ -45,6 +45,13 @@ type TxStore interface {
 	// DB returns the database the store uses, for callers that begin the
 	// transaction passed to AppendTx.
 	DB() *sql.DB
+	// Committed tells the store that a transaction in which AppendTx
+	// wrote events has committed, so that its listeners (the outbox
+	// relay, projections) wake at once. Call it after every such commit.
+	// A store that sees commits by itself (PostgreSQL's NOTIFY) does
+	// nothing; without the call, SQLite's listeners notice the events only
+	// at their next poll.
+	Committed()
 }
 
 // AppendResult describes a successful append.

@@ -15,8 +15,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/infra"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 )
 
 // No Docker engine runs in CI, so the container files are kept honest by
@@ -185,7 +185,7 @@ func checkProbe(t *testing.T, test []string, binary, port string) {
 		t.Errorf("health check %q probes port %q; the service listens on %s", test, u.Port(), port)
 	}
 	// The path must be one every role serves with 200.
-	h, err := app.NewHandler(app.HandlerConfig{})
+	h, err := httpapi.NewHandler(httpapi.HandlerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,19 +13,16 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/cqrskit/cqrskit/sample/infra"
 )
 
 func main() {
-	err := run(os.Args[1:])
+	err := infra.Main(os.Args[1:], os.Getenv, nil)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 	default:
@@ -33,24 +30,4 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sample:", err)
 		os.Exit(1)
 	}
-}
-
-func run(args []string) error {
-	fs, flags := infra.NewFlagSet("sample", os.Getenv)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q; see --help", fs.Args())
-	}
-	if flags.Probe != "" {
-		return infra.Probe(context.Background(), flags.Probe)
-	}
-	cfg, err := flags.Config()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return infra.Run(ctx, cfg)
 }

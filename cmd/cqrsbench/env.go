@@ -17,6 +17,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -78,7 +79,11 @@ func newEnv(ctx context.Context, cfg config, stderr io.Writer) (_ *env, err erro
 		e.brokerWhat = "Kafka (in-process kfake)"
 	case cfg.natsURL != "":
 		e.natsURL = cfg.natsURL
-		e.brokerWhat = "NATS JetStream " + redact(cfg.natsURL)
+		v, err := natsServerVersion(cfg.natsURL)
+		if err != nil {
+			return nil, err
+		}
+		e.brokerWhat = "NATS JetStream " + redact(cfg.natsURL) + " (nats-server " + v + ")"
 	default:
 		dir := filepath.Join(e.tmp, "nats")
 		srv, err := server.NewServer(&server.Options{ServerName: "cqrsbench", Host: "127.0.0.1", Port: server.RANDOM_PORT,
@@ -92,9 +97,19 @@ func newEnv(ctx context.Context, cfg config, stderr io.Writer) (_ *env, err erro
 			return nil, errors.New("in-process NATS server not ready within 30s")
 		}
 		e.natsURL = srv.ClientURL()
-		e.brokerWhat = "NATS JetStream (in-process, file storage)"
+		e.brokerWhat = "NATS JetStream (in-process nats-server " + server.VERSION + ", file storage)"
 	}
 	return e, nil
+}
+
+// natsServerVersion connects to url and returns the server's version.
+func natsServerVersion(url string) (string, error) {
+	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
+	if err != nil {
+		return "", fmt.Errorf("connect to NATS %s: %w", redact(url), err)
+	}
+	defer nc.Close()
+	return nc.ConnectedServerVersion(), nil
 }
 
 // needsBroker reports whether a selected scenario publishes.

@@ -49,6 +49,7 @@ func runAndCheck(t *testing.T, args ...string) {
 		Machine struct {
 			CPUs      int    `json:"cpus"`
 			GoVersion string `json:"go_version"`
+			Broker    string `json:"broker"`
 		} `json:"machine"`
 		Rows   []map[string]any `json:"rows"`
 		Errors []string         `json:"errors"`
@@ -59,6 +60,11 @@ func runAndCheck(t *testing.T, args ...string) {
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("results JSON: %v\n%s", err, b)
+	}
+	// The broker line names the server and its version (the runs of
+	// docs/BENCHMARKS.md compare servers).
+	if !strings.Contains(rep.Machine.Broker, "nats-server 2.") {
+		t.Errorf("report broker %q: want the NATS server's version", rep.Machine.Broker)
 	}
 	if rep.Command == "" || rep.Store == "" || rep.Machine.CPUs < 1 || rep.Machine.GoVersion == "" || len(rep.Errors) > 0 {
 		t.Errorf("report header: command %q, store %q, cpus %d, go %q, errors %q", rep.Command, rep.Store, rep.Machine.CPUs, rep.Machine.GoVersion, rep.Errors)

@@ -11,7 +11,8 @@
 //
 // # What runs
 //
-// The sample is built once (go build) into a temporary directory and
+// The sample (with the poison hook of internal/poisoned) is built once
+// (go build) into a temporary directory and
 // started as separate processes: -apis API processes, -relays outbox
 // relays (one active, the others hot standbys) and -workers consumer
 // processes sharing the consumer groups. They share a scratch database and
@@ -39,8 +40,9 @@
 // -nats-restarts stops of the NATS server (SIGTERM, -outage down, start
 // again), -pg-restarts immediate-mode stops of PostgreSQL (a crash and
 // recovery, -outage down) and one poison event: a product whose creation
-// the worker rejects permanently (the sample's CQRSKIT_CHAOS_POISON hook,
-// set on the worker processes only).
+// the worker rejects permanently (CQRSKIT_CHAOS_POISON, set on the worker
+// processes only: the suite runs the sample with this fault hook, built
+// from internal/poisoned, and never ships it in the sample).
 //
 // Clients (-clients, at most -rate commands per second in all) create
 // products and adjust stock, rename, reprice and discontinue them. Every

@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pgRestartCmd, "pg-restart-cmd", DefaultPGRestartCmd, "shell command that restarts the -postgres-url server (with -pg-restart)")
 	fs.StringVar(&o.pgBin, "pg-bin", "", "directory of initdb and pg_ctl; default: PATH, else the newest /usr/lib/postgresql/*/bin")
 	fs.StringVar(&o.natsServer, "nats-server", "", "the nats-server binary; default: PATH, else /usr/sbin/nats-server")
-	fs.StringVar(&o.sampleBin, "sample-bin", "", "a built sample binary to run instead of building ./sample")
+	fs.StringVar(&o.sampleBin, "sample-bin", "", "a built binary of ./cmd/cqrschaos/internal/poisoned (the sample with the poison hook) to run instead of building it")
 	fs.IntVar(&o.apis, "apis", 1, "API processes")
 	fs.IntVar(&o.relays, "relays", 2, "relay processes (one active, the others standbys)")
 	fs.IntVar(&o.workers, "workers", 2, "worker processes (sharing the consumer groups)")

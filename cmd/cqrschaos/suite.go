@@ -171,7 +171,8 @@ func (s *suite) setup(ctx context.Context) error {
 	return nil
 }
 
-// build builds the sample binary into the work directory.
+// build builds the sample, with the poison hook (internal/poisoned), into
+// the work directory.
 func (s *suite) build(ctx context.Context) error {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	gomod := strings.TrimSpace(string(out))
@@ -180,10 +181,10 @@ func (s *suite) build(ctx context.Context) error {
 	}
 	s.bin = filepath.Join(s.work, "sample")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", s.bin, "./sample")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", s.bin, "./cmd/cqrschaos/internal/poisoned")
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./sample: %v\n%s", err, out)
+		return fmt.Errorf("go build ./cmd/cqrschaos/internal/poisoned: %v\n%s", err, out)
 	}
 	s.say("built the sample in %s", time.Since(start).Round(100*time.Millisecond))
 	return nil

@@ -15,22 +15,56 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/cqrskit/cqrskit/store"
 	"github.com/cqrskit/cqrskit/store/postgres"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
-// backend is what the commands need from a store. Each command file
-// declares the part it uses; backend_postgres.go and backend_sqlite.go
-// adapt the two SQL stores to it.
-type backend interface {
-	// String names the database for messages, without credentials.
-	String() string
-	migrator
+// sqlStore is what the commands need from a store: the operator's view
+// (store.Admin) and, declared by each command file, the part of the core
+// interfaces it uses. *postgres.Store and *sqlite.Store implement it as
+// they are.
+type sqlStore interface {
+	store.Admin
 	logReader
 	outboxReader
 	deadLetterStore
 	checkpointStore
+}
+
+var (
+	_ sqlStore = (*postgres.Store)(nil)
+	_ sqlStore = (*sqlite.Store)(nil)
+)
+
+// backend is an open store.
+type backend interface {
+	sqlStore
+	// String names the database for messages, without credentials.
+	String() string
 	Close() error
+}
+
+// dbBackend is a store with its database's name and how to close it.
+type dbBackend struct {
+	sqlStore
+	where string
+	close func() error
+}
+
+func (b *dbBackend) String() string { return b.where }
+
+func (b *dbBackend) Close() error { return b.close() }
+
+// postgresStore returns b's store if it is a PostgreSQL one, for what only
+// PostgreSQL has (the doctor's checks, transaction ids).
+func postgresStore(b backend) (*postgres.Store, bool) {
+	db, ok := b.(*dbBackend)
+	if !ok {
+		return nil, false
+	}
+	pg, ok := db.sqlStore.(*postgres.Store)
+	return pg, ok
 }
 
 // connectTimeout bounds connecting to PostgreSQL when the URL sets no
@@ -189,7 +223,7 @@ func openPostgres(ctx context.Context, cfg *pgx.ConnConfig, scfg postgres.Config
 	where := describePostgres(cfg, scfg.Schema, scfg.TablePrefix)
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(4)
-	store, err := postgres.New(db, scfg)
+	s, err := postgres.New(db, scfg)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -198,7 +232,7 @@ func openPostgres(ctx context.Context, cfg *pgx.ConnConfig, scfg postgres.Config
 		db.Close()
 		return nil, connectError(where, err)
 	}
-	return &pgBackend{Store: store, db: db, where: where}, nil
+	return &dbBackend{sqlStore: s, where: where, close: db.Close}, nil
 }
 
 // connectError says why a connection failed, in one line.
@@ -223,9 +257,9 @@ func connectError(where string, err error) error {
 
 // openSQLite opens the database file, creating it if missing.
 func openSQLite(ctx context.Context, path string, cfg sqlite.Config) (backend, error) {
-	store, err := sqlite.Open(ctx, path, cfg)
+	s, err := sqlite.Open(ctx, path, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &sqliteBackend{Store: store, where: fmt.Sprintf("SQLite database %s (table prefix %q)", path, cmp.Or(cfg.TablePrefix, sqlite.DefaultTablePrefix))}, nil
+	return &dbBackend{sqlStore: s, where: fmt.Sprintf("SQLite database %s (table prefix %q)", path, cmp.Or(cfg.TablePrefix, sqlite.DefaultTablePrefix)), close: s.Close}, nil
 }

@@ -11,19 +11,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/cqrskit/cqrskit/handler"
 )
 
-// deadLetterStore reads and removes dead letters, and tells whether a
-// handler has processed an event since.
+// deadLetterStore reads and removes dead letters (store.Admin tells
+// whether a handler has processed an event since).
 type deadLetterStore interface {
 	ListDeadLetters(ctx context.Context, handler string, afterID int64, limit int) ([]handler.DeadLetter, error)
 	GetDeadLetter(ctx context.Context, id int64) (handler.DeadLetter, error)
 	DeleteDeadLetter(ctx context.Context, id int64) error
-	Processed(ctx context.Context, handler string, eventID uuid.UUID) (bool, error)
 }
 
 // deadLetterJSON is a dead letter in JSON output.

@@ -64,8 +64,8 @@ func (a *app) doctor(ctx context.Context, maxAge time.Duration) error {
 	}
 	return a.withBackend(ctx, needTables, func(b backend) error {
 		r := doctorReport{Database: b.String()}
-		if pg, ok := b.(*pgBackend); ok {
-			r.Checks = pg.doctor(ctx, maxAge)
+		if pg, ok := postgresStore(b); ok {
+			r.Checks = pgDoctor{pg}.doctor(ctx, maxAge)
 		} else {
 			r.Checks = []checkResult{{Check: "database", Status: statusOK, Message: "SQLite: no server, no transaction ids; nothing to check"}}
 		}
@@ -95,9 +95,12 @@ func (a *app) doctor(ctx context.Context, maxAge time.Duration) error {
 	})
 }
 
+// pgDoctor runs the checks of a PostgreSQL store.
+type pgDoctor struct{ *postgres.Store }
+
 // doctor runs the PostgreSQL checks. A check that cannot run is a FAIL
 // saying why.
-func (b *pgBackend) doctor(ctx context.Context, maxAge time.Duration) []checkResult {
+func (b pgDoctor) doctor(ctx context.Context, maxAge time.Duration) []checkResult {
 	return []checkResult{
 		b.checkHorizon(ctx, maxAge),
 		b.checkTxIDs(ctx),
@@ -106,7 +109,7 @@ func (b *pgBackend) doctor(ctx context.Context, maxAge time.Duration) []checkRes
 	}
 }
 
-func (b *pgBackend) checkHorizon(ctx context.Context, maxAge time.Duration) checkResult {
+func (b pgDoctor) checkHorizon(ctx context.Context, maxAge time.Duration) checkResult {
 	r := checkResult{Check: "read-horizon"}
 	h, err := b.ReadHorizon(ctx)
 	if err != nil {
@@ -144,7 +147,7 @@ func (b *pgBackend) checkHorizon(ctx context.Context, maxAge time.Duration) chec
 	return r
 }
 
-func (b *pgBackend) checkTxIDs(ctx context.Context) checkResult {
+func (b pgDoctor) checkTxIDs(ctx context.Context) checkResult {
 	r := checkResult{Check: "txids"}
 	err := b.CheckTxIDs(ctx)
 	var ahead *postgres.TxIDsAheadError
@@ -161,10 +164,10 @@ func (b *pgBackend) checkTxIDs(ctx context.Context) checkResult {
 	return r
 }
 
-func (b *pgBackend) checkIdleTimeout(ctx context.Context) checkResult {
+func (b pgDoctor) checkIdleTimeout(ctx context.Context) checkResult {
 	r := checkResult{Check: "idle-timeout"}
 	var v string
-	if err := b.db.QueryRowContext(ctx, `SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'`).Scan(&v); err != nil {
+	if err := b.DB().QueryRowContext(ctx, `SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'`).Scan(&v); err != nil {
 		r.Status, r.Message = statusFail, "cannot read idle_in_transaction_session_timeout: "+oneLine(err)
 		return r
 	}
@@ -184,10 +187,10 @@ func (b *pgBackend) checkIdleTimeout(ctx context.Context) checkResult {
 	return r
 }
 
-func (b *pgBackend) checkPrepared(ctx context.Context, maxAge time.Duration) checkResult {
+func (b pgDoctor) checkPrepared(ctx context.Context, maxAge time.Duration) checkResult {
 	r := checkResult{Check: "prepared"}
 	var maxPrepared int
-	if err := b.db.QueryRowContext(ctx, `SELECT current_setting('max_prepared_transactions')::int`).Scan(&maxPrepared); err != nil {
+	if err := b.DB().QueryRowContext(ctx, `SELECT current_setting('max_prepared_transactions')::int`).Scan(&maxPrepared); err != nil {
 		r.Status, r.Message = statusFail, "cannot read max_prepared_transactions: "+oneLine(err)
 		return r
 	}
@@ -195,7 +198,7 @@ func (b *pgBackend) checkPrepared(ctx context.Context, maxAge time.Duration) che
 		r.Status, r.Message = statusOK, "max_prepared_transactions is 0: no prepared transaction can hold readers"
 		return r
 	}
-	rows, err := b.db.QueryContext(ctx, `SELECT gid, database::text, owner::text, prepared FROM pg_prepared_xacts
+	rows, err := b.DB().QueryContext(ctx, `SELECT gid, database::text, owner::text, prepared FROM pg_prepared_xacts
 		WHERE prepared < now() - make_interval(secs => $1) ORDER BY prepared`, maxAge.Seconds())
 	if err != nil {
 		r.Status, r.Message = statusFail, "cannot list prepared transactions: "+oneLine(err)
@@ -258,7 +261,11 @@ func (a *app) rebaseTxIDs(ctx context.Context, advance bool) error {
 		return usagef("rebase-txids applies to PostgreSQL only; SQLite stores no transaction ids")
 	}
 	return a.withBackend(ctx, needTables, func(b backend) error {
-		res, err := b.(*pgBackend).RebaseTxIDs(ctx, postgres.RebaseOptions{Advance: advance})
+		pg, ok := postgresStore(b)
+		if !ok {
+			return fmt.Errorf("rebase-txids: %s is not a PostgreSQL store", b)
+		}
+		res, err := pg.RebaseTxIDs(ctx, postgres.RebaseOptions{Advance: advance})
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cqrskit/cqrskit/store/postgres"
 )
 
 func findCheck(t *testing.T, r doctorReport, name string) checkResult {
@@ -23,7 +25,7 @@ func findCheck(t *testing.T, r doctorReport, name string) checkResult {
 func TestDoctorNamesTheBlockingBackend(t *testing.T) {
 	t.Parallel()
 	d := newDB(t, "postgres")
-	db := d.store.(*pgBackend).db
+	db := d.store.DB()
 	tx, err := db.BeginTx(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -78,11 +80,11 @@ func TestDoctorAndRebaseAfterRestore(t *testing.T) {
 	t.Parallel()
 	d := newDB(t, "postgres")
 	d.appendEvents(t, "product-1", 3)
-	pg := d.store.(*pgBackend)
-	if _, err := pg.db.Exec(`UPDATE ` + pg.Table("events") + ` SET tx_id = (((tx_id::text)::bigint + 10000000000)::text)::xid8`); err != nil {
+	pg := d.store.(*postgres.Store)
+	if _, err := pg.DB().Exec(`UPDATE ` + pg.Table("events") + ` SET tx_id = (((tx_id::text)::bigint + 10000000000)::text)::xid8`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pg.db.Exec(`UPDATE ` + pg.Table("streams") + ` SET last_tx_id = (((last_tx_id::text)::bigint + 10000000000)::text)::xid8`); err != nil {
+	if _, err := pg.DB().Exec(`UPDATE ` + pg.Table("streams") + ` SET last_tx_id = (((last_tx_id::text)::bigint + 10000000000)::text)::xid8`); err != nil {
 		t.Fatal(err)
 	}
 

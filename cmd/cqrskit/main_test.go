@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,7 +158,8 @@ type db struct {
 
 // adminStore is what both stores offer the tests.
 type adminStore interface {
-	backend
+	sqlStore
+	DB() *sql.DB
 	Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error)
 	outbox.Store
 }
@@ -200,7 +202,7 @@ func emptyDB(t testing.TB, kind string) *db {
 		}
 		t.Cleanup(func() { s.Close() })
 		d.url = "sqlite://" + path
-		d.store = &sqliteBackend{Store: s}
+		d.store = s
 	case "postgres":
 		pg := testutil.Postgres(t)
 		s, err := postgres.New(pg.DB(), postgres.Config{Logger: quiet})
@@ -208,7 +210,7 @@ func emptyDB(t testing.TB, kind string) *db {
 			t.Fatal(err)
 		}
 		d.url = pg.URL
-		d.store = &pgBackend{Store: s, db: pg.DB()}
+		d.store = s
 	default:
 		t.Fatalf("unknown database kind %q", kind)
 	}

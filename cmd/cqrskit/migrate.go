@@ -3,37 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cqrskit/cqrskit/store"
 
 	"github.com/cqrskit/cqrskit/store/postgres"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
-// migrator is the schema side of a store.
-type migrator interface {
-	Migrate(ctx context.Context) error
-	MigrationSQL() string
-	MigrationStatus(ctx context.Context) ([]migration, error)
-	TablesExist(ctx context.Context) (bool, error)
-}
-
-// migration is one embedded migration and its state in the database.
-type migration struct {
-	Version   int64     `json:"version"`
-	Name      string    `json:"name"`
-	Applied   bool      `json:"applied"`
-	AppliedAt time.Time `json:"applied_at,omitzero"`
-}
-
 // migrationReport is the JSON output of migrate up and migrate status.
 type migrationReport struct {
-	Database    string      `json:"database"`
-	TablesExist bool        `json:"tables_exist"`
-	Pending     int         `json:"pending"`
-	Applied     []string    `json:"applied_now,omitempty"` // migrate up only
-	Migrations  []migration `json:"migrations"`
+	Database    string            `json:"database"`
+	TablesExist bool              `json:"tables_exist"`
+	Pending     int               `json:"pending"`
+	Applied     []string          `json:"applied_now,omitempty"` // migrate up only
+	Migrations  []store.Migration `json:"migrations"`
 }
 
 func (a *app) migrateCommand() *cobra.Command {

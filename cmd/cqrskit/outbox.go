@@ -7,36 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cqrskit/cqrskit/store"
+
 	"github.com/cqrskit/cqrskit/outbox"
 )
 
-// outboxReader reports on the outbox and its relay.
+// outboxReader reports on the outbox (store.Admin on its relays).
 type outboxReader interface {
 	Stats(ctx context.Context) (outbox.Stats, error)
 	outbox.ParkedStore
-	// RelayLeases returns what the store knows of the relays' leadership:
-	// the session holding the advisory lock (PostgreSQL), the lease rows
-	// (SQLite), expired ones included.
-	RelayLeases(ctx context.Context) ([]relayLease, error)
-}
-
-// relayLease describes a relay's leadership.
-type relayLease struct {
-	// Holder names the relay: the lease owner (SQLite) or the database
-	// session holding the advisory lock (PostgreSQL).
-	Holder string `json:"holder"`
-	// Active is false for an expired SQLite lease: its relay stopped
-	// keeping it, and no relay publishes under that name.
-	Active bool `json:"active"`
-	// PostgreSQL: the lock session's details.
-	PID          int       `json:"pid,omitempty"`
-	Application  string    `json:"application,omitempty"`
-	ClientAddr   string    `json:"client_addr,omitempty"`
-	User         string    `json:"user,omitempty"`
-	SessionStart time.Time `json:"session_start,omitzero"`
-	// SQLite: the lease's name, and when it runs out unless kept.
-	Name      string    `json:"name,omitempty"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // outboxStatus is the JSON output of outbox status.
@@ -47,7 +26,7 @@ type outboxStatus struct {
 	OldestAgeSeconds float64   `json:"oldest_age_seconds"`
 	// Relays lists the relays' leases; none active means no relay
 	// publishes.
-	Relays []relayLease `json:"relays"`
+	Relays []store.RelayLease `json:"relays"`
 }
 
 func (a *app) outboxCommand() *cobra.Command {
@@ -203,7 +182,7 @@ func (a *app) outboxStatus(ctx context.Context, b backend) error {
 	}
 	s := outboxStatus{Backlog: st.Backlog, Parked: st.Parked, OldestAt: st.OldestAt, Relays: leases}
 	if s.Relays == nil {
-		s.Relays = []relayLease{}
+		s.Relays = []store.RelayLease{}
 	}
 	var age time.Duration
 	if !st.OldestAt.IsZero() {

@@ -36,13 +36,13 @@ func TestOutboxStatus(t *testing.T) {
 		ctx := context.Background()
 		var leader outbox.Leader
 		switch s := d.store.(type) {
-		case *sqliteBackend:
+		case *sqlite.Store:
 			l, err := s.Leader(sqlite.LeaderConfig{Owner: "relay-host:42", TTL: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
 			leader = l
-		case *pgBackend:
+		case *postgres.Store:
 			l, err := s.Leader(postgres.LeaderConfig{})
 			if err != nil {
 				t.Fatal(err)

@@ -10,22 +10,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cqrskit/cqrskit/store"
+
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/projection"
 )
 
-// checkpointStore reads and resets projection checkpoints.
+// checkpointStore resets projection checkpoints and counts the events a
+// projection has still to apply (store.Admin lists them).
 type checkpointStore interface {
 	projection.CheckpointStore
 	projection.Counter
-	ListCheckpoints(ctx context.Context) ([]checkpoint, error)
-}
-
-// checkpoint is one projection's stored position.
-type checkpoint struct {
-	Name      string
-	Cursor    event.Cursor
-	UpdatedAt time.Time
 }
 
 // projectionJSON is a projection in projections status' JSON output.
@@ -159,7 +154,7 @@ func (a *app) rebuildProjection(ctx context.Context, b backend, name, resetSQL s
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(cps, func(c checkpoint) bool { return c.Name == name }) {
+	if !slices.ContainsFunc(cps, func(c store.CheckpointInfo) bool { return c.Name == name }) {
 		names := make([]string, len(cps))
 		for i, c := range cps {
 			names[i] = c.Name

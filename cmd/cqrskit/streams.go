@@ -6,35 +6,24 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cqrskit/cqrskit/store"
 
 	"github.com/cqrskit/cqrskit/event"
 )
 
-// logReader reads streams and the global log.
+// logReader reads streams and the global log (store.Admin lists streams
+// and gives the log's head).
 type logReader interface {
-	ListStreams(ctx context.Context, after string, limit int) ([]streamInfo, error)
 	Load(ctx context.Context, stream string, from int64) iter.Seq2[event.Event, error]
 	ReadAll(ctx context.Context, after event.Cursor, limit int) ([]event.Event, error)
-	// Head is the cursor of the last event; LiveCursor one to follow the
-	// log from now on without skipping an event.
-	Head(ctx context.Context) (event.Cursor, error)
-	LiveCursor(ctx context.Context) (event.Cursor, error)
-}
-
-// streamInfo describes one stream.
-type streamInfo struct {
-	StreamID   string    `json:"stream_id"`
-	StreamType string    `json:"stream_type"`
-	Version    int64     `json:"version"`
-	UpdatedAt  time.Time `json:"updated_at,omitzero"`
 }
 
 // streamPage is the JSON output of streams list.
 type streamPage struct {
-	Streams []streamInfo `json:"streams"`
+	Streams []store.StreamInfo `json:"streams"`
 	// NextAfter is set when more streams follow: pass it to --after.
 	NextAfter string `json:"next_after,omitempty"`
 }
@@ -119,7 +108,7 @@ func (a *app) listStreams(ctx context.Context, b backend, after string, limit in
 		page.Streams = batch
 	}
 	if page.Streams == nil {
-		page.Streams = []streamInfo{}
+		page.Streams = []store.StreamInfo{}
 	}
 	if a.json() {
 		return writeJSON(a.stdout, page)

@@ -21,7 +21,7 @@ import (
 type Harness struct {
 	// Events is the event store under test, migrated and empty. If it is
 	// an event.TxStore, writers commit through their own transactions (and
-	// call its Signal method, if it has one, after committing).
+	// call its Committed method after committing; see event.TxStore).
 	Events event.Store
 	// Checkpoints stores checkpoints in the database the read model is
 	// written to; usually the same store as Events.

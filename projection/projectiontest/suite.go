@@ -337,9 +337,7 @@ func appendSlowly(ctx context.Context, s event.Store, stream string, evs []event
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	if sig, ok := s.(interface{ Signal() }); ok {
-		sig.Signal()
-	}
+	ts.Committed()
 	return nil
 }
 

@@ -1,7 +1,9 @@
 // Package app is the sample's application layer: the commands that change
-// products, the read models that answer queries, and the HTTP API in front
-// of both. It speaks database/sql and the framework's core packages only;
-// which database and broker it runs on is the infra package's business.
+// products (the command handlers) and the read models that answer queries
+// (the event handlers). It speaks database/sql and the framework's core
+// packages only; which database and broker it runs on, and the HTTP API in
+// front of it (infra/httpapi), are the infra package's business. Copy
+// domain and app into a service of your own and write its infra.
 //
 // # Write side
 //
@@ -34,17 +36,6 @@
 //
 // Migrate creates these tables with goose; the SQL is the same on SQLite
 // and PostgreSQL.
-//
-// # HTTP
-//
-// NewHandler serves the API documented on it. Errors are always
-// {"error": "...", "field": "..."}: 400 for a request that is wrong in
-// itself (bad JSON, an unknown or ill-typed field, an invalid value), 404
-// for an unknown product or version, 409 when the product's state refuses
-// the command (a taken SKU, stock below zero, a discontinued product, too
-// many concurrent writers), 412 for a failed If-Match, 413 for a body over
-// the limit, 415 for a body that is not JSON, and 503 with Retry-After
-// when a read-your-writes wait times out.
 //
 // # What it does not guarantee
 //

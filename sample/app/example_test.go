@@ -3,20 +3,20 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cqrskit/cqrskit/sample/app"
+	"github.com/cqrskit/cqrskit/sample/domain"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
-// The API over a SQLite store, without a broker: commands are answered from
-// the event store, and ?at_version reads past states from it too.
+// The service over a SQLite store: commands load the product from its
+// events, run, and append what they raised; past versions replay from the
+// store.
 func Example() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "sample-example")
+	dir, _ := os.MkdirTemp("", "sample-app-example")
 	defer os.RemoveAll(dir)
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Config{})
 	if err != nil {
@@ -33,40 +33,26 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	db, reg := store.DB(), svc.Registry()
-	h, err := app.NewHandler(app.HandlerConfig{
-		Service:  svc,
-		Products: app.NewProducts(db, reg, store),
-		Alerts:   app.NewAlerts(db, reg, 5),
-		Stats:    app.NewStats(db, reg),
-	})
+	id, v, err := svc.Create(ctx, app.NewProduct{Name: "Espresso cup", SKU: "CUP-ESP", PriceCents: 450, Stock: 12})
 	if err != nil {
 		panic(err)
 	}
-	call := func(method, path, body string, header ...string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec
+	fmt.Println("created at version", v)
+	v, err = svc.Execute(ctx, id, 0, func(p *domain.Product) error { return p.ChangePrice(500) })
+	if err != nil {
+		panic(err)
 	}
-
-	rec := call("POST", "/products", `{"name":"Espresso cup","sku":"CUP-ESP","price_cents":450,"stock":12}`)
-	fmt.Println(rec.Code)
-	loc := rec.Header().Get("Location")
-	fmt.Println(call("POST", loc+"/price", `{"price_cents":500}`, "If-Match", "1").Code)
-	fmt.Println(call("POST", loc+"/price", `{"price_cents":550}`, "If-Match", "1").Code)
-	fmt.Println(strings.TrimSpace(call("POST", loc+"/stock", `{"delta":-20}`).Body.String()))
-
-	past := call("GET", loc+"?at_version=1", "").Body.String()
-	fmt.Println(strings.Contains(past, `"price_cents":450`))
+	fmt.Println("repriced at version", v)
+	_, err = svc.Execute(ctx, id, 0, func(p *domain.Product) error { return p.AdjustStock(-20) })
+	fmt.Println(err)
+	past, err := svc.Product(ctx, id, 1)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("price at version 1:", past.PriceCents)
 	// Output:
-	// 201
-	// 200
-	// 412
-	// {"error":"adjust stock 12 by -20: insufficient stock: stock would become -8","field":"delta"}
-	// true
+	// created at version 1
+	// repriced at version 2
+	// adjust stock 12 by -20: insufficient stock: stock would become -8
+	// price at version 1: 450
 }

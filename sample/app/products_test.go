@@ -231,3 +231,30 @@ func TestWaitForWokenByNotifyApplied(t *testing.T) {
 		t.Errorf("WaitFor(99) = %v, want a NotCaughtUpError with have >= 3", err)
 	}
 }
+
+// CheckVersion tells a version that exists from one the product has not
+// reached and from a product that does not exist.
+func TestCheckVersion(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	id, _, err := b.svc.Create(ctx, app.NewProduct{Name: "Pen", SKU: "PEN-CV", PriceCents: 100, Stock: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.Execute(ctx, id, 0, func(p *domain.Product) error { return p.AdjustStock(1) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int64{1, 2} {
+		if err := b.svc.CheckVersion(ctx, id, v); err != nil {
+			t.Errorf("CheckVersion(%d) of a product at version 2 = %v, want nil", v, err)
+		}
+	}
+	var vnf *app.VersionNotFoundError
+	if err := b.svc.CheckVersion(ctx, id, 3); !errors.As(err, &vnf) || vnf.Have != 2 || vnf.Want != 3 {
+		t.Errorf("CheckVersion(3) of a product at version 2 = %v, want a *VersionNotFoundError with Have 2, Want 3", err)
+	}
+	var nf *app.NotFoundError
+	if err := b.svc.CheckVersion(ctx, "01a2372e-c575-7bd0-85da-5c0a7547a4ac", 1); !errors.As(err, &nf) {
+		t.Errorf("CheckVersion of an unknown product = %v, want a *NotFoundError", err)
+	}
+}

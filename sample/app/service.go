@@ -147,13 +147,9 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (string, int64, err
 // differing only in case collide. SKUs are ASCII (domain.checkSKU).
 func SKUKey(sku string) string { return strings.ToUpper(sku) }
 
-// signal wakes the outbox relay of a store that cannot see the commit of
-// a caller's transaction (SQLite); PostgreSQL notifies by itself.
-func (s *Service) signal() {
-	if sig, ok := s.store.(interface{ Signal() }); ok {
-		sig.Signal()
-	}
-}
+// signal tells the store that a transaction with events committed, which
+// wakes the outbox relay at once (see event.TxStore.Committed).
+func (s *Service) signal() { s.store.Committed() }
 
 // Execute runs command on product id and saves what it raised, returning
 // the product's version afterwards.
@@ -227,6 +223,30 @@ func (s *Service) Product(ctx context.Context, id string, atVersion int64) (*dom
 		return nil, vnf
 	}
 	return p, err
+}
+
+// CheckVersion reports whether product id has reached version v: nil if
+// so, a *NotFoundError or *VersionNotFoundError if not. It reads one event,
+// not the whole stream.
+func (s *Service) CheckVersion(ctx context.Context, id string, v int64) error {
+	id, err := ParseID(id)
+	if err != nil {
+		return err
+	}
+	for e, err := range s.store.Load(ctx, s.repo.Stream(id), v) {
+		if errors.Is(err, event.ErrStreamNotFound) {
+			return &NotFoundError{ID: id}
+		}
+		if err != nil {
+			return err
+		}
+		if e.Version >= v {
+			return nil
+		}
+		break
+	}
+	_, err = s.Product(ctx, id, v) // not there: say why
+	return err
 }
 
 // History returns up to limit of product id's events after version after,

@@ -18,6 +18,7 @@ import (
 	"github.com/cqrskit/cqrskit/projection"
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 )
 
 // Consumer groups and handler names. They identify the consumers' broker
@@ -116,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			}
 		})
 	}
-	hc := app.HandlerConfig{Ready: a.readyCheck, Logger: log,
+	hc := httpapi.HandlerConfig{Ready: a.readyCheck, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout}
 	if cfg.Role.runsAPI() {
 		hc.Service, hc.Products, hc.Alerts, hc.Stats = svc, products, alerts, stats
@@ -124,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		// running in a worker process; neither applies an event twice.
 		hc.RebuildStats = func(ctx context.Context) error { return proj.Rebuild(ctx, stats.Reset, nil) }
 	}
-	api, err := app.NewHandler(hc)
+	api, err := httpapi.NewHandler(hc)
 	if err != nil {
 		return nil, err
 	}
@@ -190,15 +191,18 @@ var retryPolicy = handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, MaxDe
 
 // startConsumers subscribes the two consumers of the product events:
 // the products read model and the low-stock alerter, each in its own
-// group, each through an idempotent handler. Each group has
-// ConsumerMembers subscriptions in this process sharing one batcher, so
-// the deliveries in hand at one moment commit in one transaction instead
-// of one each: both read models accept a product's events in any order
-// (see app.Products.Apply and app.Alerts), which several members of one
-// group can hand over.
+// group, each through an idempotent handler. Each subscription hands
+// ConsumerConcurrency deliveries at once to a batcher, one lane per
+// product, so the deliveries in hand at one moment commit in one
+// transaction instead of one each. (Both read models also accept a
+// product's events out of order, which several worker processes sharing
+// a group can hand over: see app.Products.Apply and app.Alerts.)
 func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts *app.Alerts) error {
 	hs := a.storage.pipeline
-	apply := withPoison(reg, os.Getenv(EnvChaosPoison), products.Apply) // off unless set; see EnvChaosPoison
+	var apply handler.Func = products.Apply
+	if a.cfg.DecorateProducts != nil {
+		apply = a.cfg.DecorateProducts(apply)
+	}
 	cfg := func(name string, fn handler.Func) handler.Config {
 		return handler.Config{Name: name, Store: hs, Func: fn, RetryPolicy: retryPolicy, Logger: a.flog,
 			TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}
@@ -241,10 +245,8 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 		fn    messagebus.Handler
 		h     *handler.Handler
 	}{{ProductsGroup, productsFn, ph}, {AlertsGroup, ab.Handle, ah}} {
-		for range a.cfg.ConsumerMembers {
-			if err := a.subscribe(c.group, c.fn, c.h); err != nil {
-				return err
-			}
+		if err := a.subscribe(c.group, c.fn, c.h); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -254,9 +256,10 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 // transaction.
 const consumerBatch = 100
 
-// subscribe adds one member to group and a health check for it.
+// subscribe adds a member to group and a health check for it.
 func (a *App) subscribe(group string, fn messagebus.Handler, h *handler.Handler) error {
-	sub, err := a.bus.Subscribe(a.bg, domain.StreamType, group, fn, messagebus.WithGiveUp(h.GiveUp))
+	sub, err := a.bus.Subscribe(a.bg, domain.StreamType, group, fn, messagebus.WithGiveUp(h.GiveUp),
+		messagebus.WithConcurrency(a.cfg.ConsumerConcurrency))
 	if err != nil {
 		return fmt.Errorf("subscribe %s to %q: %w", group, domain.StreamType, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/cqrskit/cqrskit/handler"
 )
 
 // Role selects what one process runs, so the API, the relay and the
@@ -74,9 +76,14 @@ type Config struct {
 	TablePrefix string
 	// PostgresMaxConns caps the PostgreSQL connection pool. Defaults to 20.
 	PostgresMaxConns int
-	// ConsumerMembers is how many members each consumer group has in this
-	// process; their deliveries share transactions. Defaults to 4.
-	ConsumerMembers int
+	// DecorateProducts, if not nil, wraps the products read model's event
+	// function: for instrumentation, or fault injection (cmd/cqrschaos
+	// makes one event a poison event). No flag sets it.
+	DecorateProducts func(handler.Func) handler.Func
+	// ConsumerConcurrency is how many deliveries each consumer handles at
+	// once, each product's in order (messagebus.WithConcurrency); those in
+	// hand at one moment commit in one transaction. Defaults to 16.
+	ConsumerConcurrency int
 	// ReadYourWritesTimeout bounds GET ?min_version. Defaults to 5s.
 	ReadYourWritesTimeout time.Duration
 	// MaxBodyBytes limits request bodies. Defaults to 64 KiB.
@@ -199,8 +206,8 @@ func (c Config) withDefaults() Config {
 	if c.PostgresMaxConns == 0 {
 		c.PostgresMaxConns = 20
 	}
-	if c.ConsumerMembers == 0 {
-		c.ConsumerMembers = 1
+	if c.ConsumerConcurrency == 0 {
+		c.ConsumerConcurrency = 16
 	}
 	return c
 }
@@ -251,8 +258,8 @@ func (c Config) validate() error {
 	if c.LowStockThreshold < 0 {
 		bad("--low-stock-threshold %d: must be >= 0", c.LowStockThreshold)
 	}
-	if c.ReadYourWritesTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 || c.PostgresMaxConns < 0 || c.ConsumerMembers < 0 {
-		bad("ReadYourWritesTimeout, MaxBodyBytes, ShutdownTimeout, PostgresMaxConns and ConsumerMembers must not be negative")
+	if c.ReadYourWritesTimeout < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 || c.PostgresMaxConns < 0 || c.ConsumerConcurrency < 0 {
+		bad("ReadYourWritesTimeout, MaxBodyBytes, ShutdownTimeout, PostgresMaxConns and ConsumerConcurrency must not be negative")
 	}
 	return errors.Join(errs...)
 }

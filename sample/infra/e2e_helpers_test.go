@@ -22,6 +22,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/infra"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 	"github.com/cqrskit/cqrskit/testutil"
 )
 
@@ -248,7 +249,7 @@ func (r response) decode(t testing.TB, v any) {
 // create creates a product and returns its ID.
 func (s *service) create(t testing.TB, name string, price, stock int64) string {
 	t.Helper()
-	var res app.CommandResult
+	var res httpapi.CommandResult
 	s.do(t, "POST", "/products", map[string]any{"name": name, "sku": newSKU(), "price_cents": price, "stock": stock}).
 		want(t, http.StatusCreated).decode(t, &res)
 	return res.ID
@@ -257,7 +258,7 @@ func (s *service) create(t testing.TB, name string, price, stock int64) string {
 // command posts body to /products/{id}/{cmd} and returns the new version.
 func (s *service) command(t testing.TB, id, cmd string, body any, hdr ...string) int64 {
 	t.Helper()
-	var res app.CommandResult
+	var res httpapi.CommandResult
 	s.do(t, "POST", "/products/"+id+"/"+cmd, body, hdr...).want(t, http.StatusOK).decode(t, &res)
 	return res.Version
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 )
 
 // The end-to-end tests run the whole service over real HTTP, in both
@@ -48,7 +49,7 @@ func testEndpoints(t *testing.T, s *service) {
 	sku := newSKU()
 	r := s.do(t, "POST", "/products", map[string]any{"name": "Mug", "sku": sku, "price_cents": 900, "stock": 8},
 		"X-Correlation-Id", "corr-endpoints").want(t, http.StatusCreated)
-	var created app.CommandResult
+	var created httpapi.CommandResult
 	r.decode(t, &created)
 	id := created.ID
 	if _, err := uuid.Parse(id); err != nil || created.Version != 1 {
@@ -92,7 +93,7 @@ func testEndpoints(t *testing.T, s *service) {
 	}
 
 	// History: every event with its type, version, time, data and metadata.
-	var h app.History
+	var h httpapi.History
 	s.do(t, "GET", "/products/"+id+"/history", nil).want(t, http.StatusOK).decode(t, &h)
 	types := []string{domain.TypeCreated, domain.TypeRenamed, domain.TypePriceChanged, domain.TypeStockAdjusted}
 	if len(h.Events) != len(types) || h.NextAfter != 0 {
@@ -125,7 +126,7 @@ func testEndpoints(t *testing.T, s *service) {
 	// The stock fell from 8 to 4, below the threshold of 5: one alert, from
 	// the second consumer.
 	eventually(t, 20*time.Second, func() string {
-		var al app.AlertList
+		var al httpapi.AlertList
 		s.do(t, "GET", "/alerts?limit=500", nil).want(t, http.StatusOK).decode(t, &al)
 		for _, a := range al.Alerts {
 			if a.ProductID == id {
@@ -153,7 +154,7 @@ func testEndpoints(t *testing.T, s *service) {
 	var listed []string
 	next := ""
 	for page := 0; ; page++ {
-		var l app.ProductList
+		var l httpapi.ProductList
 		s.do(t, "GET", "/products?limit=2&after="+next, nil).want(t, http.StatusOK).decode(t, &l)
 		if len(l.Products) > 2 || page > 1000 {
 			t.Fatalf("page of %d products with limit 2", len(l.Products))
@@ -183,7 +184,7 @@ func testEndpoints(t *testing.T, s *service) {
 // version sends a command without a body and returns the new version.
 func (s *service) version(t testing.TB, method, path string) int64 {
 	t.Helper()
-	var res app.CommandResult
+	var res httpapi.CommandResult
 	s.do(t, method, path, nil).want(t, http.StatusOK).decode(t, &res)
 	return res.Version
 }
@@ -374,7 +375,7 @@ func testConcurrentStock(t *testing.T, s *service) {
 	}
 	// The stored history never went below zero, and every event follows
 	// from the one before.
-	var h app.History
+	var h httpapi.History
 	s.do(t, "GET", "/products/"+id+"/history", nil).want(t, http.StatusOK).decode(t, &h)
 	if len(h.Events) != 1+applied {
 		t.Fatalf("history has %d events, want %d", len(h.Events), 1+applied)
@@ -426,7 +427,7 @@ func checkStats(t *testing.T, s *service) app.StatsView {
 		value := new(big.Int)
 		after := ""
 		for {
-			var l app.ProductList
+			var l httpapi.ProductList
 			s.do(t, "GET", "/products?limit=500&after="+after, nil).want(t, http.StatusOK).decode(t, &l)
 			for _, p := range l.Products {
 				v.Products++
@@ -507,7 +508,7 @@ func testRestart(t *testing.T, s *service) {
 	if final.Stock != n || final.Version != 1+n {
 		t.Fatalf("after %d accepted writes across a restart: %+v", n, final)
 	}
-	var h app.History
+	var h httpapi.History
 	s.do(t, "GET", "/products/"+id+"/history", nil).want(t, http.StatusOK).decode(t, &h)
 	if int64(len(h.Events)) != 1+n {
 		t.Fatalf("history has %d events after %d accepted writes", len(h.Events), n)
@@ -561,7 +562,7 @@ func testCrash(t *testing.T, s *service) {
 	close(stop)
 	wg.Wait()
 
-	var h app.History
+	var h httpapi.History
 	s.do(t, "GET", "/products/"+id+"/history", nil).want(t, http.StatusOK).decode(t, &h)
 	stored := int64(len(h.Events)) - 1
 	if stored < ok.Load() || stored > ok.Load()+unknown.Load() {

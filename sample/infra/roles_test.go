@@ -10,6 +10,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/infra"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 	"github.com/cqrskit/cqrskit/testutil"
 )
 
@@ -115,7 +116,7 @@ func TestKafka(t *testing.T) {
 		t.Fatalf("over Kafka: %+v", got)
 	}
 	eventually(t, 20*time.Second, func() string {
-		var al app.AlertList
+		var al httpapi.AlertList
 		s.do(t, "GET", "/alerts", nil).want(t, http.StatusOK).decode(t, &al)
 		if len(al.Alerts) != 1 || al.Alerts[0].ProductID != id {
 			return fmt.Sprintf("alerts %+v", al)

@@ -6,10 +6,42 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel"
 )
+
+// Main is the sample command: it parses args (flags, with getenv for
+// their environment variables), answers --probe, or runs the service until
+// SIGINT or SIGTERM. configure, if not nil, changes the Config before the
+// service starts; a command that embeds the sample uses it for what no
+// flag sets (see Config.DecorateProducts). The error is flag.ErrHelp after
+// --help.
+func Main(args []string, getenv func(string) string, configure func(*Config)) error {
+	fs, flags := NewFlagSet("sample", getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q; see --help", fs.Args())
+	}
+	if flags.Probe != "" {
+		return Probe(context.Background(), flags.Probe)
+	}
+	cfg, err := flags.Config()
+	if err != nil {
+		return err
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, cfg)
+}
 
 // Run starts the service, serves HTTP on cfg.Addr until ctx ends, then
 // shuts down gracefully: /readyz turns 503, the server stops taking

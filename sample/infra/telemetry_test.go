@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
 	"github.com/cqrskit/cqrskit/sample/infra"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 )
 
 // A command's trace runs from the caller's span through the HTTP server,
@@ -29,7 +29,7 @@ func TestTelemetry(t *testing.T) {
 
 	// The caller's span, as a traced HTTP client would send it.
 	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	var created app.CommandResult
+	var created httpapi.CommandResult
 	s.do(t, "POST", "/products", map[string]any{"name": "Lamp", "sku": newSKU(), "price_cents": 2500, "stock": 3},
 		"traceparent", "00-"+traceID+"-"+callerSpan+"-01").want(t, http.StatusCreated).decode(t, &created)
 	s.do(t, "GET", "/products/"+created.ID+"?min_version=1", nil).want(t, http.StatusOK)

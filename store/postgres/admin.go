@@ -13,25 +13,19 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/store"
 )
 
-// This file holds read-mostly queries for operators: the cqrskit CLI lists
-// streams, migrations and checkpoints with them. None is on a hot path.
+// This file holds read-mostly queries for operators, store.Admin: the
+// cqrskit CLI lists streams, migrations and checkpoints with them. None is
+// on a hot path.
 
-// StreamInfo describes one stream, as ListStreams returns it.
-type StreamInfo struct {
-	StreamID   string
-	StreamType string
-	// Version is the stream's current version: its number of events.
-	Version int64
-	// UpdatedAt is when the stream's last event was recorded, in UTC.
-	UpdatedAt time.Time
-}
+var _ store.Admin = (*Store)(nil)
 
 // ListStreams returns up to limit streams whose ID sorts after after, in
 // stream ID order (the database collation); pass the last ID returned to
 // read the next page, "" for the first.
-func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]StreamInfo, error) {
+func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]store.StreamInfo, error) {
 	if limit < 1 {
 		return nil, &event.ValidationError{Field: "limit", Value: strconv.Itoa(limit), Reason: "limit must be >= 1"}
 	}
@@ -45,10 +39,10 @@ LIMIT $2`), after, limit)
 		return nil, wrap("list streams", err)
 	}
 	defer rows.Close()
-	var out []StreamInfo
+	var out []store.StreamInfo
 	for rows.Next() {
 		var (
-			si      StreamInfo
+			si      store.StreamInfo
 			updated sql.NullTime
 		)
 		if err := rows.Scan(&si.StreamID, &si.StreamType, &si.Version, &updated); err != nil {
@@ -65,27 +59,13 @@ LIMIT $2`), after, limit)
 	return out, nil
 }
 
-// Migration is one of the store's embedded migrations and whether the
-// database has it.
-type Migration struct {
-	// Version is the migration's number, from its file name.
-	Version int64
-	// Name is the migration's file name, for example "00001_schema.sql".
-	Name string
-	// Applied reports whether Migrate recorded the migration as applied.
-	Applied bool
-	// AppliedAt is when it was recorded, as the version table stores it;
-	// zero when not applied.
-	AppliedAt time.Time
-}
-
 // MigrationStatus returns the embedded migrations in order, each with
 // whether the database recorded it in goose's version table. It only
 // reads: unlike goose's own status it does not create the version table.
 //
 // Schema applied by hand from MigrationSQL is not recorded: its migrations
 // show as pending, and TablesExist reports the tables.
-func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
+func (s *Store) MigrationStatus(ctx context.Context) ([]store.Migration, error) {
 	versionTable := s.Table(versionTable)
 	var exists bool
 	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, versionTable).Scan(&exists); err != nil {
@@ -124,19 +104,19 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
 }
 
 // migrationStates lists files' migrations with their applied times.
-func migrationStates(files fs.FS, applied map[int64]time.Time) ([]Migration, error) {
+func migrationStates(files fs.FS, applied map[int64]time.Time) ([]store.Migration, error) {
 	names, err := fs.Glob(files, "*.sql")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Migration, 0, len(names))
+	out := make([]store.Migration, 0, len(names))
 	for _, name := range names {
 		v, err := goose.NumericComponent(name)
 		if err != nil {
 			return nil, fmt.Errorf("migration %s: %w", name, err)
 		}
 		at, ok := applied[v]
-		out = append(out, Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
+		out = append(out, store.Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
 	}
 	return out, nil
 }
@@ -186,26 +166,17 @@ func (s *Store) LiveCursor(ctx context.Context) (event.Cursor, error) {
 	return event.Cursor{TxID: uint64(xmin)}, nil
 }
 
-// CheckpointInfo is one projection's stored checkpoint.
-type CheckpointInfo struct {
-	Name string
-	// Cursor is the position after the last event the projection applied.
-	Cursor event.Cursor
-	// UpdatedAt is when the checkpoint was last saved, in UTC.
-	UpdatedAt time.Time
-}
-
 // ListCheckpoints returns every projection checkpoint, by name.
-func (s *Store) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) {
+func (s *Store) ListCheckpoints(ctx context.Context) ([]store.CheckpointInfo, error) {
 	rows, err := s.db.QueryContext(ctx, s.adminSQL(`SELECT name, tx_id, position, updated_at FROM {checkpoints} ORDER BY name`))
 	if err != nil {
 		return nil, wrap("list checkpoints", err)
 	}
 	defer rows.Close()
-	var out []CheckpointInfo
+	var out []store.CheckpointInfo
 	for rows.Next() {
 		var (
-			c    CheckpointInfo
+			c    store.CheckpointInfo
 			txID int64
 		)
 		if err := rows.Scan(&c.Name, &txID, &c.Cursor.Position, &c.UpdatedAt); err != nil {
@@ -282,4 +253,25 @@ func (s *Store) Processed(ctx context.Context, handlerName string, eventID uuid.
 		return false, wrap(fmt.Sprintf("look up event %s's processed mark of handler %s", eventID, handlerName), err)
 	}
 	return ok, nil
+}
+
+// RelayLeases returns the session holding the outbox relay's advisory lock
+// (see LeaseHolder) as the one active lease, or none when no relay is
+// active. See store.Admin.
+func (s *Store) RelayLeases(ctx context.Context) ([]store.RelayLease, error) {
+	h, held, err := s.LeaseHolder(ctx)
+	if err != nil || !held {
+		return nil, err
+	}
+	holder := fmt.Sprintf("backend pid %d", h.PID)
+	if h.ApplicationName != "" {
+		holder += ", application " + h.ApplicationName
+	}
+	if h.ClientAddr != "" {
+		holder += ", client " + h.ClientAddr
+	}
+	return []store.RelayLease{{
+		Holder: holder, Active: true, PID: h.PID, Application: h.ApplicationName,
+		ClientAddr: h.ClientAddr, User: h.User, SessionStart: h.SessionStart,
+	}}, nil
 }

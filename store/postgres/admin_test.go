@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +183,10 @@ func TestAdminLeaseHolderFindsTheRelayLock(t *testing.T) {
 	if h.PID != acquired.(*lease).pid || h.User == "" || h.SessionStart.IsZero() {
 		t.Errorf("holder %+v, want pid %d", h, acquired.(*lease).pid)
 	}
+	ls, err := s.RelayLeases(ctx)
+	if err != nil || len(ls) != 1 || !ls[0].Active || ls[0].PID != h.PID || !strings.HasPrefix(ls[0].Holder, fmt.Sprintf("backend pid %d", h.PID)) {
+		t.Errorf("RelayLeases while held: %+v, %v", ls, err)
+	}
 	// Another outbox in the database has its own lock.
 	if _, held, err := other.LeaseHolder(ctx); held || err != nil {
 		t.Errorf("the other outbox's LeaseHolder: %v, %v", held, err)
@@ -190,6 +196,9 @@ func TestAdminLeaseHolderFindsTheRelayLock(t *testing.T) {
 	}
 	if _, held, err := s.LeaseHolder(ctx); held || err != nil {
 		t.Fatalf("LeaseHolder after release: %v, %v", held, err)
+	}
+	if ls, err := s.RelayLeases(ctx); len(ls) != 0 || err != nil {
+		t.Fatalf("RelayLeases after release: %v, %v", ls, err)
 	}
 }
 

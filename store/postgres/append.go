@@ -82,6 +82,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	return s.append(ctx, s.db, false, stream, expected, events)
 }
 
+// Committed implements event.TxStore. It does nothing: the commit of a
+// transaction with outbox rows notifies the listeners by itself (see
+// Listener).
+func (s *Store) Committed() {}
+
 // AppendTx appends events inside tx, so the caller's own writes commit or
 // roll back with the events and their outbox rows. The caller commits.
 //

@@ -25,20 +25,10 @@ type checkpointQueries struct {
 }
 
 // countEventsSQL counts what ReadAll would return after the cursor if
-// asked for everything: the same horizon and (tx_id, position) order as
-// readAllSQL in read.go. Keep the two in step.
+// asked for everything: the rows of globalReadWhere (read.go).
 const countEventsSQL = `SELECT count(*)
 FROM {events}
-WHERE tx_id < (
-	SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
-	FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-	WHERE NOT EXISTS (
-		SELECT 1 FROM pg_stat_activity a
-		WHERE a.backend_xid = x::xid
-		  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
-	)
-)
-  AND (tx_id, position) > ($1::text::xid8, $2::bigint)`
+WHERE ` + globalReadWhere
 
 func newCheckpointQueries(cfg Config) checkpointQueries {
 	r := tableReplacer(cfg, "checkpoints", "events")

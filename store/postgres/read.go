@@ -26,11 +26,11 @@ WHERE stream_id = $1 AND version >= $2
 ORDER BY version
 LIMIT $3`
 
-// readAllSQL reads only rows of transactions that had ended when the
-// statement's snapshot was taken, below the oldest transaction still
-// running (the horizon), in (tx_id, position) order: a row still to commit
-// has a tx_id at or above the horizon, so it sorts after everything
-// returned and a cursor never passes it.
+// horizonSubquery is the gap-safe horizon of every global read: the
+// oldest transaction still running when the statement's snapshot was
+// taken, else the snapshot's xmax. A row still to commit has a tx_id at or
+// above it, so it sorts after everything read below it and a cursor never
+// passes it.
 //
 // The horizon is pg_snapshot_xmin(pg_current_snapshot()), except that
 // transactions seen running in another database are left out: they cannot
@@ -38,18 +38,30 @@ LIMIT $3`
 // otherwise hold every reader back. A transaction that cannot be placed (it
 // ended meanwhile, or pg_stat_activity hides it from this role) still
 // counts, so leaving out is never a guess.
-const readAllSQL = `SELECT ` + eventColumns + `
-FROM {events} AS ev
-WHERE tx_id < (
-	SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+//
+// readAllSQL, countEventsSQL (checkpoint.go) and horizonOnlySQL
+// (txid_check.go) use it; horizonSQL (horizon.go) lists its blockers by the
+// same rule.
+const horizonSubquery = `SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
 	FROM pg_snapshot_xip(pg_current_snapshot()) AS x
 	WHERE NOT EXISTS (
 		SELECT 1 FROM pg_stat_activity a
 		WHERE a.backend_xid = x::xid
 		  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
-	)
+	)`
+
+// globalReadWhere selects the events a global read returns after the
+// cursor ($1 the transaction id, $2 the position): those below the
+// horizon, after the cursor in (tx_id, position) order.
+const globalReadWhere = `tx_id < (
+	` + horizonSubquery + `
 )
-  AND (tx_id, position) > ($1::text::xid8, $2::bigint)
+  AND (tx_id, position) > ($1::text::xid8, $2::bigint)`
+
+// readAllSQL reads the rows of globalReadWhere in (tx_id, position) order.
+const readAllSQL = `SELECT ` + eventColumns + `
+FROM {events} AS ev
+WHERE ` + globalReadWhere + `
 ORDER BY ev.tx_id, ev.position -- qualified: the output column "tx_id" is a bigint cast, which no index orders
 LIMIT $3`
 

@@ -120,9 +120,10 @@ type queries struct {
 	load, readAll, horizonWaiting                                string
 	saveSnapshot, loadSnapshot                                   string
 
-	outbox     outboxQueries     // outbox.go
-	handler    handlerQueries    // handler.go
-	checkpoint checkpointQueries // checkpoint.go
+	outbox      outboxQueries     // outbox.go
+	processed   processedQueries  // processed.go
+	deadLetters deadLetterQueries // dead_letters.go
+	checkpoint  checkpointQueries // checkpoint.go
 }
 
 func newQueries(cfg Config) queries {
@@ -147,7 +148,18 @@ func newQueries(cfg Config) queries {
 	q.outbox = newOutboxQueries(cfg)
 	q.saveSnapshot = r.Replace(saveSnapshotSQL)
 	q.loadSnapshot = r.Replace(`SELECT version, schema_version, data, created_at FROM {snapshots} WHERE stream_id = $1`)
-	q.handler = newHandlerQueries(cfg)
+	q.processed = newProcessedQueries(cfg)
+	q.deadLetters = newDeadLetterQueries(cfg)
 	q.checkpoint = newCheckpointQueries(cfg)
 	return q
+}
+
+// tableReplacer replaces {name} with the qualified table of each name.
+func tableReplacer(cfg Config, names ...string) *strings.Replacer {
+	d := cfg.templateData()
+	var pairs []string
+	for _, n := range names {
+		pairs = append(pairs, "{"+n+"}", d.Q+d.Prefix+n)
+	}
+	return strings.NewReplacer(pairs...)
 }

@@ -113,17 +113,12 @@ type RebaseResult struct {
 	From, To uint64
 }
 
-// horizonOnlySQL is readAllSQL's horizon on its own: the smallest id of a
-// transaction running in this database (or unplaceable), else the next
-// id. Renumbered ids end below it, so that readers see them and every
-// transaction that may still write here sorts after them.
-const horizonOnlySQL = `SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))::text
-FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-WHERE NOT EXISTS (
-	SELECT 1 FROM pg_stat_activity a
-	WHERE a.backend_xid = x::xid
-	  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
-)`
+// horizonOnlySQL is the global reads' horizon (horizonSubquery, read.go)
+// on its own: the smallest id of a transaction running in this database
+// (or unplaceable), else the next id. Renumbered ids end below it, so that
+// readers see them and every transaction that may still write here sorts
+// after them.
+const horizonOnlySQL = `SELECT (` + horizonSubquery + `)::text`
 
 // rebaseMargin is how far below the counter the renumbered ids end,
 // besides the transactions running during the rebase.

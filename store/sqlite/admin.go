@@ -12,25 +12,19 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/store"
 )
 
-// This file holds read-mostly queries for operators: the cqrskit CLI lists
-// streams, migrations and checkpoints with them. None is on a hot path.
+// This file holds read-mostly queries for operators, store.Admin: the
+// cqrskit CLI lists streams, migrations and checkpoints with them. None is
+// on a hot path.
 
-// StreamInfo describes one stream, as ListStreams returns it.
-type StreamInfo struct {
-	StreamID   string
-	StreamType string
-	// Version is the stream's current version: its number of events.
-	Version int64
-	// UpdatedAt is when the stream's last event was recorded, in UTC.
-	UpdatedAt time.Time
-}
+var _ store.Admin = (*Store)(nil)
 
 // ListStreams returns up to limit streams whose ID sorts after after, in
 // stream ID order (byte order); pass the last ID returned to read the next
 // page, "" for the first.
-func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]StreamInfo, error) {
+func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]store.StreamInfo, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("list streams: limit %d: must be >= 1", limit)
 	}
@@ -44,10 +38,10 @@ func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]Str
 		return nil, fmt.Errorf("list streams: %w", s.explain(ctx, s.db, s.prefix+"streams", err))
 	}
 	defer rows.Close()
-	var out []StreamInfo
+	var out []store.StreamInfo
 	for rows.Next() {
 		var (
-			si      StreamInfo
+			si      store.StreamInfo
 			updated sql.NullInt64
 		)
 		if err := rows.Scan(&si.StreamID, &si.StreamType, &si.Version, &updated); err != nil {
@@ -64,27 +58,13 @@ func (s *Store) ListStreams(ctx context.Context, after string, limit int) ([]Str
 	return out, nil
 }
 
-// Migration is one of the store's embedded migrations and whether the
-// database has it.
-type Migration struct {
-	// Version is the migration's number, from its file name.
-	Version int64
-	// Name is the migration's file name, for example "00001_schema.sql".
-	Name string
-	// Applied reports whether Migrate recorded the migration as applied.
-	Applied bool
-	// AppliedAt is when it was recorded (goose stores whole seconds, UTC);
-	// zero when not applied.
-	AppliedAt time.Time
-}
-
 // MigrationStatus returns the embedded migrations in order, each with
 // whether the database recorded it in goose's version table. It only
 // reads: unlike goose's own status it does not create the version table.
 //
 // Schema applied by hand from MigrationSQL is not recorded: its migrations
 // show as pending, and TablesExist reports the tables.
-func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
+func (s *Store) MigrationStatus(ctx context.Context) ([]store.Migration, error) {
 	versionTable := s.prefix + versionTable
 	exists, err := s.tableExists(ctx, versionTable)
 	if err != nil {
@@ -123,14 +103,14 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Migration, 0, len(names))
+	out := make([]store.Migration, 0, len(names))
 	for _, name := range names {
 		v, err := goose.NumericComponent(name)
 		if err != nil {
 			return nil, fmt.Errorf("migration %s: %w", name, err)
 		}
 		at, ok := applied[v]
-		out = append(out, Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
+		out = append(out, store.Migration{Version: v, Name: name, Applied: ok, AppliedAt: at})
 	}
 	return out, nil
 }
@@ -178,26 +158,17 @@ func (s *Store) Head(ctx context.Context) (event.Cursor, error) {
 // positions commit in order, it is Head.
 func (s *Store) LiveCursor(ctx context.Context) (event.Cursor, error) { return s.Head(ctx) }
 
-// CheckpointInfo is one projection's stored checkpoint.
-type CheckpointInfo struct {
-	Name string
-	// Cursor is the position after the last event the projection applied.
-	Cursor event.Cursor
-	// UpdatedAt is when the checkpoint was last saved, in UTC.
-	UpdatedAt time.Time
-}
-
 // ListCheckpoints returns every projection checkpoint, by name.
-func (s *Store) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) {
+func (s *Store) ListCheckpoints(ctx context.Context) ([]store.CheckpointInfo, error) {
 	rows, err := s.db.QueryContext(ctx, s.adminSQL(`SELECT name, tx_id, position, updated_at FROM {p}checkpoints ORDER BY name`))
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints: %w", s.explain(ctx, s.db, s.prefix+"checkpoints", err))
 	}
 	defer rows.Close()
-	var out []CheckpointInfo
+	var out []store.CheckpointInfo
 	for rows.Next() {
 		var (
-			c             CheckpointInfo
+			c             store.CheckpointInfo
 			txID, updated int64
 		)
 		if err := rows.Scan(&c.Name, &txID, &c.Cursor.Position, &updated); err != nil {
@@ -228,37 +199,26 @@ func (s *Store) Processed(ctx context.Context, handlerName string, eventID uuid.
 	return ok, nil
 }
 
-// RelayLease is a row of the relay leases (see Leader).
-type RelayLease struct {
-	// Name names the lease, "outbox" unless LeaderConfig.Name says else.
-	Name string
-	// Owner identifies the relay that took it (LeaderConfig.Owner,
-	// host:pid:random by default).
-	Owner string
-	// ExpiresAt is when the lease lapses unless the owner keeps it, in
-	// UTC. A lease past it belongs to a relay that stopped keeping it
-	// (crashed, or paused); a standby takes it over. Released leases are
-	// deleted.
-	ExpiresAt time.Time
-}
-
-// RelayLeases returns the relay lease rows by name, expired ones included.
-func (s *Store) RelayLeases(ctx context.Context) ([]RelayLease, error) {
+// RelayLeases returns the relay lease rows by name, expired ones included
+// (with Active false). See store.Admin.
+func (s *Store) RelayLeases(ctx context.Context) ([]store.RelayLease, error) {
 	rows, err := s.db.QueryContext(ctx, s.adminSQL(`SELECT name, owner, expires_at FROM {p}relay_leases ORDER BY name`))
 	if err != nil {
 		return nil, fmt.Errorf("list relay leases: %w", s.explain(ctx, s.db, s.prefix+"relay_leases", err))
 	}
 	defer rows.Close()
-	var out []RelayLease
+	now := time.Now()
+	var out []store.RelayLease
 	for rows.Next() {
 		var (
-			l       RelayLease
+			l       store.RelayLease
 			expires int64
 		)
-		if err := rows.Scan(&l.Name, &l.Owner, &expires); err != nil {
+		if err := rows.Scan(&l.Name, &l.Holder, &expires); err != nil {
 			return nil, fmt.Errorf("list relay leases: %w", err)
 		}
 		l.ExpiresAt = time.Unix(0, expires).UTC()
+		l.Active = l.ExpiresAt.After(now)
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {

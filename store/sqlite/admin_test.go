@@ -149,7 +149,7 @@ func TestAdminRelayLeases(t *testing.T) {
 	if err != nil || len(ls) != 1 {
 		t.Fatalf("RelayLeases while held: %v, %v", ls, err)
 	}
-	if l := ls[0]; l.Name != "outbox" || l.Owner != "host:1" || time.Until(l.ExpiresAt) < 50*time.Second {
+	if l := ls[0]; l.Name != "outbox" || l.Holder != "host:1" || !l.Active || time.Until(l.ExpiresAt) < 50*time.Second {
 		t.Errorf("lease: %+v", l)
 	}
 	if err := lease.Release(ctx); err != nil {

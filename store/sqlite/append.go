@@ -54,13 +54,18 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	return res, nil
 }
 
+// Committed implements event.TxStore: it wakes the store's listeners
+// (Listen), as Append does after its own commit. Call it after committing
+// a transaction in which AppendTx wrote.
+func (s *Store) Committed() { s.Signal() }
+
 // AppendTx appends events to stream inside tx, with their outbox rows, so
 // the caller's own writes in tx commit or roll back with them. See
 // event.TxStore.
 //
 // Begin tx on DB() (whose transactions begin IMMEDIATE when the store was
 // opened with Open). A failed AppendTx leaves nothing of the append in tx,
-// and tx stays usable. After committing tx, call Signal to wake the relay.
+// and tx stays usable. After committing tx, call Committed to wake the relay.
 func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error) {
 	prepared, err := event.PrepareAppend(stream, expected, events)
 	if err != nil {

@@ -43,7 +43,7 @@
 // AppendTx does the same inside the caller's transaction (begun on DB()),
 // so the caller's own writes commit with the events. It works inside a
 // savepoint: a failed AppendTx leaves nothing of itself in the transaction.
-// The store cannot see the caller's commit, so the caller calls Signal after
+// The store cannot see the caller's commit, so the caller calls Committed after
 // committing to wake the relay at once; without it the relay finds the rows
 // at its next poll.
 //

@@ -151,7 +151,7 @@ func (s *Store) Close() error {
 // anew, so an active relay and its standbys each get their own wake-ups.
 //
 // Append signals after its commit. AppendTx cannot know when the caller
-// commits: call Signal after committing that transaction.
+// commits: call Committed after committing that transaction.
 func (s *Store) Listen(ctx context.Context) (<-chan struct{}, error) {
 	c := make(chan struct{}, 1)
 	s.mu.Lock()
@@ -189,3 +189,17 @@ func (s *Store) lockWrite(ctx context.Context) error {
 }
 
 func (s *Store) unlockWrite() { <-s.writeSem }
+
+// execWrite runs one write statement in its turn of the store's write
+// queue and returns the rows affected.
+func (s *Store) execWrite(ctx context.Context, query string, args ...any) (int64, error) {
+	if err := s.lockWrite(ctx); err != nil {
+		return 0, err
+	}
+	defer s.unlockWrite()
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -1,4 +1,4 @@
-package app
+package httpapi
 
 import (
 	"cmp"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/es"
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
 )
 
@@ -22,12 +23,12 @@ type HandlerConfig struct {
 	// Service runs commands and reads the event store. Nil serves only
 	// /healthz and /readyz, for processes that run no API (the relay and
 	// worker roles).
-	Service *Service
+	Service *app.Service
 	// Products, Alerts and Stats are the read models. Required with
 	// Service.
-	Products *Products
-	Alerts   *Alerts
-	Stats    *Stats
+	Products *app.Products
+	Alerts   *app.Alerts
+	Stats    *app.Stats
 	// RebuildStats rebuilds the stats projection from the event store, for
 	// POST /stats/rebuild. Nil answers that route with 501.
 	RebuildStats func(ctx context.Context) error
@@ -75,10 +76,10 @@ type api struct {
 // otherwise). Errors are {"error","field"}.
 func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if cfg.Service != nil && (cfg.Products == nil || cfg.Alerts == nil || cfg.Stats == nil) {
-		return nil, errors.New("app: HandlerConfig: Products, Alerts and Stats are required with Service")
+		return nil, errors.New("httpapi: HandlerConfig: Products, Alerts and Stats are required with Service")
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.ReadYourWritesTimeout < 0 {
-		return nil, errors.New("app: HandlerConfig: MaxBodyBytes and ReadYourWritesTimeout must not be negative")
+		return nil, errors.New("httpapi: HandlerConfig: MaxBodyBytes and ReadYourWritesTimeout must not be negative")
 	}
 	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 64<<10)
 	cfg.ReadYourWritesTimeout = cmp.Or(cfg.ReadYourWritesTimeout, 5*time.Second)
@@ -175,7 +176,7 @@ type CommandResult struct {
 
 func (h *api) create(w http.ResponseWriter, r *http.Request) {
 	var (
-		np           NewProduct
+		np           app.NewProduct
 		price, stock int64
 	)
 	if err := decodeBody(w, r, h.cfg.MaxBodyBytes,
@@ -218,7 +219,7 @@ func (h *api) discontinue(w http.ResponseWriter, r *http.Request) {
 // fields list means the command has no body.
 func (h *api) command(w http.ResponseWriter, r *http.Request, name string, fields []field, fn func(*domain.Product) error) {
 	id := r.PathValue("id")
-	if _, err := ParseID(id); err != nil {
+	if _, err := app.ParseID(id); err != nil {
 		h.fail(w, r, failure{err: err})
 		return
 	}
@@ -233,7 +234,7 @@ func (h *api) command(w http.ResponseWriter, r *http.Request, name string, field
 			return
 		}
 	}
-	id, _ = ParseID(id)
+	id, _ = app.ParseID(id)
 	version, err := h.cfg.Service.Execute(withCommand(r.Context(), name), id, match, fn)
 	if err != nil {
 		h.fail(w, r, failure{err: err})
@@ -245,7 +246,7 @@ func (h *api) command(w http.ResponseWriter, r *http.Request, name string, field
 
 func (h *api) get(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	id, err := ParseID(r.PathValue("id"))
+	id, err := app.ParseID(r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, failure{err: err})
 		return
@@ -265,7 +266,7 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, failure{err: err})
 		return
 	}
-	var view ProductView
+	var view app.ProductView
 	switch {
 	case at > 0:
 		p, err := h.cfg.Service.Product(ctx, id, at)
@@ -273,18 +274,18 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, failure{err: err, versionField: "at_version"})
 			return
 		}
-		view = ViewOf(p)
+		view = app.ViewOf(p)
 	case minVersion > 0:
 		view, err = h.cfg.Products.Get(ctx, id)
 		if err == nil && view.Version >= minVersion {
 			break
 		}
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, app.ErrNotFound) {
 			h.fail(w, r, failure{err: err})
 			return
 		}
 		// Not there yet. Waiting only makes sense for a version that exists.
-		if _, err := h.cfg.Service.Product(ctx, id, minVersion); err != nil {
+		if err := h.cfg.Service.CheckVersion(ctx, id, minVersion); err != nil {
 			h.fail(w, r, failure{err: err, versionField: "min_version"})
 			return
 		}
@@ -305,8 +306,8 @@ func (h *api) get(w http.ResponseWriter, r *http.Request) {
 // ProductList is a page of products; Next is the after= of the next page,
 // empty on the last.
 type ProductList struct {
-	Products []ProductView `json:"products"`
-	Next     string        `json:"next,omitempty"`
+	Products []app.ProductView `json:"products"`
+	Next     string            `json:"next,omitempty"`
 }
 
 func (h *api) list(w http.ResponseWriter, r *http.Request) {
@@ -336,7 +337,7 @@ func pageParams(r *http.Request) (int, string, error) {
 	}
 	after := r.URL.Query().Get("after")
 	if after != "" {
-		if after, err = ParseID(after); err != nil {
+		if after, err = app.ParseID(after); err != nil {
 			return 0, "", badRequest("after", fmt.Sprintf("after=%q: want an ID from a previous page", r.URL.Query().Get("after")))
 		}
 	}
@@ -363,7 +364,7 @@ type History struct {
 }
 
 func (h *api) history(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseID(r.PathValue("id"))
+	id, err := app.ParseID(r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, failure{err: err})
 		return
@@ -400,9 +401,9 @@ func (h *api) history(w http.ResponseWriter, r *http.Request) {
 
 // AlertList is a page of alerts; Next is the after= of the next page.
 type AlertList struct {
-	Threshold int64   `json:"threshold"`
-	Alerts    []Alert `json:"alerts"`
-	Next      string  `json:"next,omitempty"`
+	Threshold int64       `json:"threshold"`
+	Alerts    []app.Alert `json:"alerts"`
+	Next      string      `json:"next,omitempty"`
 }
 
 func (h *api) alerts(w http.ResponseWriter, r *http.Request) {
@@ -449,7 +450,7 @@ func (h *api) rebuildStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
-		StatsView
+		app.StatsView
 		RebuiltIn string `json:"rebuilt_in"`
 	}{v, time.Since(start).Round(time.Millisecond).String()})
 }
@@ -464,7 +465,7 @@ func (h *api) readyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := h.cfg.Ready(ctx); err != nil {
 			reason := "see the server log"
-			if nr, ok := errors.AsType[*NotReadyError](err); ok {
+			if nr, ok := errors.AsType[*app.NotReadyError](err); ok {
 				reason = nr.Reason
 			}
 			h.log.WarnContext(r.Context(), "not ready", "error", err)

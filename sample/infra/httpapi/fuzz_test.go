@@ -1,4 +1,4 @@
-package app_test
+package httpapi_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrskit/sample/app"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
 	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
@@ -52,7 +53,7 @@ func fuzzAPI(tb testing.TB) (http.Handler, string) {
 		tb.Fatal(err)
 	}
 	db, reg := store.DB(), svc.Registry()
-	h, err := app.NewHandler(app.HandlerConfig{Service: svc, Products: app.NewProducts(db, reg, store),
+	h, err := httpapi.NewHandler(httpapi.HandlerConfig{Service: svc, Products: app.NewProducts(db, reg, store),
 		Alerts: app.NewAlerts(db, reg, 5), Stats: app.NewStats(db, reg),
 		ReadYourWritesTimeout: time.Millisecond, MaxBodyBytes: 1 << 10, Logger: quiet})
 	if err != nil {
@@ -108,7 +109,7 @@ func FuzzHTTPRequest(f *testing.F) {
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusConflict,
 			http.StatusPreconditionFailed, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
 			http.StatusServiceUnavailable:
-			var eb app.ErrorBody
+			var eb httpapi.ErrorBody
 			if err := json.Unmarshal(data, &eb); err != nil || eb.Error == "" {
 				t.Fatalf("%s %s: %d with body %q: want {\"error\": ...}", rt.method, req.URL, res.StatusCode, data)
 			}
@@ -124,7 +125,7 @@ func FuzzHTTPRequest(f *testing.F) {
 			t.Fatalf("%s %s: %d with body %q: %v", rt.method, req.URL, res.StatusCode, data, err)
 		}
 		if rt.method != http.MethodGet {
-			var cr app.CommandResult
+			var cr httpapi.CommandResult
 			if err := json.Unmarshal(data, &cr); err != nil || cr.ID == "" || cr.Version < 1 {
 				t.Fatalf("%s %s: %d with %q, want {\"id\", \"version\"}", rt.method, req.URL, res.StatusCode, data)
 			}

@@ -1,4 +1,4 @@
-package app_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
+	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
+	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
 // syncBuffer is a log sink safe for the handler's goroutines.
@@ -40,6 +43,33 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// bundle is a migrated SQLite event store with the sample's service.
+type bundle struct {
+	store *sqlite.Store
+	svc   *app.Service
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Migrate(ctx, store.DB(), app.SQLite, nil); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := app.NewService(app.Config{Store: store, Snapshots: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle{store: store, svc: svc}
+}
+
 type apiBundle struct {
 	bundle
 	h   http.Handler
@@ -48,13 +78,13 @@ type apiBundle struct {
 
 // setupAPI is setup plus the HTTP API over it; hc's zero fields are
 // filled in (Stats may be set to point the stats at another database).
-func setupAPI(t *testing.T, hc app.HandlerConfig) apiBundle {
+func setupAPI(t *testing.T, hc httpapi.HandlerConfig) apiBundle {
 	t.Helper()
 	return setupAPIOn(t, setup(t), hc)
 }
 
 // setupAPIOn is setupAPI on b.
-func setupAPIOn(t *testing.T, b bundle, hc app.HandlerConfig) apiBundle {
+func setupAPIOn(t *testing.T, b bundle, hc httpapi.HandlerConfig) apiBundle {
 	t.Helper()
 	logs := &syncBuffer{}
 	db, reg := b.store.DB(), b.svc.Registry()
@@ -65,7 +95,7 @@ func setupAPIOn(t *testing.T, b bundle, hc app.HandlerConfig) apiBundle {
 		hc.Stats = app.NewStats(db, reg)
 	}
 	hc.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	h, err := app.NewHandler(hc)
+	h, err := httpapi.NewHandler(hc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +119,9 @@ func (a apiBundle) call(t *testing.T, method, path, body string) (int, []byte) {
 }
 
 // wantError checks a response is status with exactly the error body want.
-func wantError(t *testing.T, status int, data []byte, wantStatus int, want app.ErrorBody) {
+func wantError(t *testing.T, status int, data []byte, wantStatus int, want httpapi.ErrorBody) {
 	t.Helper()
-	var got app.ErrorBody
+	var got httpapi.ErrorBody
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&got); err != nil {
@@ -114,7 +144,7 @@ func (a apiBundle) create(t *testing.T, sku string) string {
 // TestHTTPErrorTexts: each error says what is wrong once, in the API's
 // words, not the store's.
 func TestHTTPErrorTexts(t *testing.T) {
-	a := setupAPI(t, app.HandlerConfig{})
+	a := setupAPI(t, httpapi.HandlerConfig{})
 	missing := event.NewID().String()
 	id := a.create(t, "CUP-1")
 	gone := a.create(t, "CUP-2")
@@ -125,26 +155,26 @@ func TestHTTPErrorTexts(t *testing.T) {
 	tests := []struct {
 		name, method, path, body string
 		status                   int
-		want                     app.ErrorBody
+		want                     httpapi.ErrorBody
 	}{
 		{"read model: no such product", "GET", "/products/" + missing, "", 404,
-			app.ErrorBody{Error: "product " + missing + " not found"}},
+			httpapi.ErrorBody{Error: "product " + missing + " not found"}},
 		{"command: no such product", "POST", "/products/" + missing + "/rename", `{"name":"x"}`, 404,
-			app.ErrorBody{Error: "product " + missing + " not found"}},
+			httpapi.ErrorBody{Error: "product " + missing + " not found"}},
 		{"history: no such product", "GET", "/products/" + missing + "/history", "", 404,
-			app.ErrorBody{Error: "product " + missing + " not found"}},
+			httpapi.ErrorBody{Error: "product " + missing + " not found"}},
 		{"at_version: no such product", "GET", "/products/" + missing + "?at_version=1", "", 404,
-			app.ErrorBody{Error: "product " + missing + " not found"}},
+			httpapi.ErrorBody{Error: "product " + missing + " not found"}},
 		{"not an ID", "GET", "/products/cup-1", "", 404,
-			app.ErrorBody{Error: `product "cup-1" not found: product IDs are UUIDs`}},
+			httpapi.ErrorBody{Error: `product "cup-1" not found: product IDs are UUIDs`}},
 		{"at_version beyond the stream", "GET", "/products/" + id + "?at_version=4", "", 404,
-			app.ErrorBody{Error: fmt.Sprintf("product %s has no version 4: it is at version 1", id), Field: "at_version"}},
+			httpapi.ErrorBody{Error: fmt.Sprintf("product %s has no version 4: it is at version 1", id), Field: "at_version"}},
 		{"min_version beyond the stream", "GET", "/products/" + id + "?min_version=9", "", 404,
-			app.ErrorBody{Error: fmt.Sprintf("product %s has no version 9: it is at version 1", id), Field: "min_version"}},
+			httpapi.ErrorBody{Error: fmt.Sprintf("product %s has no version 9: it is at version 1", id), Field: "min_version"}},
 		{"discontinued", "POST", "/products/" + gone + "/price", `{"price_cents":5}`, 409,
-			app.ErrorBody{Error: "product " + gone + " is discontinued and accepts no command"}},
+			httpapi.ErrorBody{Error: "product " + gone + " is discontinued and accepts no command"}},
 		{"insufficient stock", "POST", "/products/" + id + "/stock", `{"delta":-4}`, 409,
-			app.ErrorBody{Error: "adjust stock 3 by -4: insufficient stock: stock would become -1", Field: "delta"}},
+			httpapi.ErrorBody{Error: "adjust stock 3 by -4: insufficient stock: stock would become -1", Field: "delta"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +189,7 @@ func TestHTTPErrorTexts(t *testing.T) {
 		w := httptest.NewRecorder()
 		a.h.ServeHTTP(w, req)
 		wantError(t, w.Code, w.Body.Bytes(), 412,
-			app.ErrorBody{Error: fmt.Sprintf("product %s is at version 1, not 7", id), Field: "If-Match"})
+			httpapi.ErrorBody{Error: fmt.Sprintf("product %s is at version 1, not 7", id), Field: "If-Match"})
 	})
 }
 
@@ -168,11 +198,11 @@ func TestHTTPErrorTexts(t *testing.T) {
 // driver's wording) goes to the log only.
 func TestHTTPDatabaseErrorsHideInternals(t *testing.T) {
 	t.Run("closed database", func(t *testing.T) {
-		a := setupAPI(t, app.HandlerConfig{})
+		a := setupAPI(t, httpapi.HandlerConfig{})
 		id := a.create(t, "CUP-1")
 		a.store.DB().Close()
 		code, data := a.call(t, "GET", "/products/"+id, "")
-		wantError(t, code, data, 500, app.ErrorBody{Error: "internal error; see the server log"})
+		wantError(t, code, data, 500, httpapi.ErrorBody{Error: "internal error; see the server log"})
 		if !strings.Contains(a.log.String(), "database is closed") {
 			t.Errorf("the log does not have the cause:\n%s", a.log.String())
 		}
@@ -185,9 +215,9 @@ func TestHTTPDatabaseErrorsHideInternals(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		a := setupAPI(t, app.HandlerConfig{Stats: app.NewStats(db, domain.NewRegistry())})
+		a := setupAPI(t, httpapi.HandlerConfig{Stats: app.NewStats(db, domain.NewRegistry())})
 		code, data := a.call(t, "GET", "/stats", "")
-		wantError(t, code, data, 503, app.ErrorBody{Error: "the database is unavailable; retry later"})
+		wantError(t, code, data, 503, httpapi.ErrorBody{Error: "the database is unavailable; retry later"})
 		if !strings.Contains(a.log.String(), addr) {
 			t.Errorf("the log does not name the address:\n%s", a.log.String())
 		}
@@ -206,7 +236,7 @@ func TestReadyzHidesInternals(t *testing.T) {
 		{fmt.Errorf("ping: %w", detail), "see the server log"},
 	} {
 		logs := &syncBuffer{}
-		h, err := app.NewHandler(app.HandlerConfig{Ready: func(context.Context) error { return tt.err },
+		h, err := httpapi.NewHandler(httpapi.HandlerConfig{Ready: func(context.Context) error { return tt.err },
 			Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -227,15 +257,15 @@ func TestReadyzHidesInternals(t *testing.T) {
 // TestSKUUniqueIgnoringCase: "cup-esp" after "CUP-ESP" is a 409 on sku that
 // says who holds it; the first product keeps its SKU as given.
 func TestSKUUniqueIgnoringCase(t *testing.T) {
-	a := setupAPI(t, app.HandlerConfig{})
+	a := setupAPI(t, httpapi.HandlerConfig{})
 	code, data := a.call(t, "POST", "/products", `{"name":"Espresso cup","sku":"CUP-ESP","price_cents":450,"stock":3}`)
-	var cr app.CommandResult
+	var cr httpapi.CommandResult
 	if err := json.Unmarshal(data, &cr); code != http.StatusCreated || err != nil {
 		t.Fatalf("create CUP-ESP: %d %s", code, data)
 	}
 	for _, sku := range []string{"cup-esp", "Cup-Esp", "CUP-ESP"} {
 		code, data = a.call(t, "POST", "/products", `{"name":"Other cup","sku":"`+sku+`","price_cents":450,"stock":3}`)
-		wantError(t, code, data, http.StatusConflict, app.ErrorBody{Field: "sku",
+		wantError(t, code, data, http.StatusConflict, httpapi.ErrorBody{Field: "sku",
 			Error: fmt.Sprintf("SKU %q is taken by product %s (SKUs are unique regardless of case)", sku, cr.ID)})
 	}
 	p, err := a.svc.Product(context.Background(), cr.ID, 0)

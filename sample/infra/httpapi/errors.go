@@ -1,4 +1,4 @@
-package app
+package httpapi
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/es"
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
 )
 
@@ -62,9 +63,9 @@ func (h *api) fail(w http.ResponseWriter, r *http.Request, f failure) {
 	var (
 		re  *requestError
 		fe  *domain.FieldError
-		nc  *NotCaughtUpError
-		nf  *NotFoundError
-		vnf *VersionNotFoundError
+		nc  *app.NotCaughtUpError
+		nf  *app.NotFoundError
+		vnf *app.VersionNotFoundError
 		op  *net.OpError
 	)
 	switch {
@@ -79,12 +80,12 @@ func (h *api) fail(w http.ResponseWriter, r *http.Request, f failure) {
 		writeError(w, http.StatusNotFound, f.versionField, "the product has no such version")
 	case errors.As(err, &nf):
 		writeError(w, http.StatusNotFound, "", nf.Error())
-	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, "", ErrNotFound.Error())
-	case errors.Is(err, ErrPreconditionFailed):
-		writeError(w, http.StatusPreconditionFailed, "If-Match", message[*PreconditionError](err, ErrPreconditionFailed))
-	case errors.Is(err, ErrSKUTaken):
-		writeError(w, http.StatusConflict, "sku", message[*SKUTakenError](err, ErrSKUTaken))
+	case errors.Is(err, app.ErrNotFound):
+		writeError(w, http.StatusNotFound, "", app.ErrNotFound.Error())
+	case errors.Is(err, app.ErrPreconditionFailed):
+		writeError(w, http.StatusPreconditionFailed, "If-Match", message[*app.PreconditionError](err, app.ErrPreconditionFailed))
+	case errors.Is(err, app.ErrSKUTaken):
+		writeError(w, http.StatusConflict, "sku", message[*app.SKUTakenError](err, app.ErrSKUTaken))
 	case errors.Is(err, domain.ErrInsufficientStock):
 		writeError(w, http.StatusConflict, "delta", message[*domain.StockError](err, domain.ErrInsufficientStock))
 	case errors.Is(err, domain.ErrDiscontinued):
