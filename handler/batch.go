@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 
 	"github.com/google/uuid"
@@ -13,6 +14,12 @@ import (
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/messagebus"
 )
+
+// BatchFunc applies, inside tx, every event of a HandleBatch call that is
+// new to the handler (already-processed events are left out), for read
+// models that write set-based: one multi-row statement per batch instead
+// of one per event. Set it as Config.BatchFunc.
+type BatchFunc func(ctx context.Context, tx *sql.Tx, events []event.Event) error
 
 // HandleBatch handles deliveries in one transaction: one mark and one Func
 // call per event, one commit. It returns one error per delivery, in order,
@@ -182,6 +189,16 @@ func (h *Handler) applyBatchFunc(ctx context.Context, tx *sql.Tx, items []*item,
 	return nil
 }
 
+// BatchMarker is implemented by stores that mark many events in one
+// statement (a multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING).
+// HandleBatch uses it when the Store has it.
+type BatchMarker interface {
+	// MarkProcessedBatch records (handler, id) for each of ids, which are
+	// distinct, in tx, and reports for each whether its mark is new, with
+	// MarkProcessed's semantics.
+	MarkProcessedBatch(ctx context.Context, tx *sql.Tx, handler string, ids []uuid.UUID) ([]bool, error)
+}
+
 // markBatch marks items[idx...] processed in tx and reports, per index of
 // idx, whether the mark is new; of an event twice in idx only the first is.
 func (h *Handler) markBatch(ctx context.Context, tx *sql.Tx, items []*item, idx []int) ([]bool, error) {
@@ -216,4 +233,17 @@ func (h *Handler) markBatch(ctx context.Context, tx *sql.Tx, items []*item, idx 
 		fresh[first[id]] = marked[j]
 	}
 	return fresh, nil
+}
+
+// callBatch runs the BatchFunc, turning a panic into an error.
+func (h *Handler) callBatch(ctx context.Context, tx *sql.Tx, evs []event.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.ErrorContext(ctx, "handler: panic in batch func",
+				slog.String("handler", h.name), slog.Int("events", len(evs)),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("handler batch func panicked: %v", r)
+		}
+	}()
+	return h.batchFn(ctx, tx, evs)
 }

@@ -76,10 +76,10 @@ func NewBatcher(h *Handler, cfg BatcherConfig) (*Batcher, error) {
 		errs = append(errs, errors.New("handler batcher: a Handler is required"))
 	}
 	if cfg.MaxBatch < 0 {
-		errs = append(errs, fmt.Errorf("handler batcher: MaxBatch %d: must not be negative", cfg.MaxBatch))
+		errs = append(errs, fmt.Errorf("handler batcher: BatcherConfig.MaxBatch = %d: must not be negative", cfg.MaxBatch))
 	}
 	if cfg.MaxWait < 0 {
-		errs = append(errs, fmt.Errorf("handler batcher: MaxWait %s: must not be negative", cfg.MaxWait))
+		errs = append(errs, fmt.Errorf("handler batcher: BatcherConfig.MaxWait = %s: must not be negative", cfg.MaxWait))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

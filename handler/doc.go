@@ -5,9 +5,13 @@
 // rebalance, the same event arrives again. Idempotent wraps a Func that
 // writes through a *sql.Tx so that each event changes the read model once:
 //
-//	h, err := handler.Idempotent("product-search", store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-//		_, err := tx.ExecContext(ctx, `UPDATE products SET name = $1 WHERE id = $2`, ...)
-//		return err
+//	h, err := handler.Idempotent(handler.Config{
+//		Name:  "product-search",
+//		Store: store,
+//		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+//			_, err := tx.ExecContext(ctx, `UPDATE products SET name = $1 WHERE id = $2`, ...)
+//			return err
+//		},
 //	})
 //	sub, err := bus.Subscribe(ctx, "product", "product-search", h.Handle)
 //
@@ -23,7 +27,7 @@
 // after it leaves the mark, and the redelivery is skipped. So whatever the
 // Func writes through tx happens exactly once per handler name.
 //
-// The name keys the marks: keep it stable, and give each handler its own.
+// Config.Name keys the marks: keep it stable, and give each handler its own.
 //
 // # Retries
 //
@@ -75,7 +79,7 @@
 // event.Registry.Decode returns, is by default retried like a database
 // failure — not counted, never dead-lettered, never skipped — until a
 // binary that knows the type handles it; the subscription waits behind it
-// meanwhile. WithUnknownEvents(DeadLetterUnknownEvents) dead-letters such
+// meanwhile. Config.UnknownEvents = DeadLetterUnknownEvents dead-letters such
 // events at once instead; replay them after the deploy.
 //
 // # Dead letters
@@ -147,7 +151,7 @@
 // # Observability
 //
 // The handler records OpenTelemetry spans and metrics through
-// WithTracerProvider and WithMeterProvider (the global providers by
+// Config.TracerProvider and Config.MeterProvider (the global providers by
 // default; API only, no SDK).
 //
 // Spans: each delivery gets a consumer span "handle <event type>", a child

@@ -85,7 +85,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	h, err := handler.Idempotent("product-names", store, fn)
+	h, err := handler.Idempotent(handler.Config{Name: "product-names", Store: store, Func: fn})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -111,16 +111,17 @@ func ExampleDeadLetters_Replay() {
 	defer cleanup()
 
 	fixed := false
-	h, err := handler.Idempotent("product-names", store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if !fixed {
-			return errors.New("name service unavailable")
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO product_names (id, name) VALUES ($1, 'pen')`, e.StreamID)
-		return err
-	},
-		handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 3}),
-		handler.WithLogger(slog.New(slog.DiscardHandler)),
-	)
+	h, err := handler.Idempotent(handler.Config{
+		Name: "product-names", Store: store,
+		RetryPolicy: handler.RetryPolicy{MaxAttempts: 3}, Logger: slog.New(slog.DiscardHandler),
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if !fixed {
+				return errors.New("name service unavailable")
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO product_names (id, name) VALUES ($1, 'pen')`, e.StreamID)
+			return err
+		},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -155,13 +156,16 @@ func ExampleHandler_HandleBatch() {
 	store, cleanup := openStore()
 	defer cleanup()
 
-	h, err := handler.Idempotent("product-names", store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if e.StreamID == "product-3" {
-			return handler.Permanent(errors.New("product 3 is not for sale"))
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO product_names (id, name) VALUES ($1, 'pen')`, e.StreamID)
-		return err
-	}, handler.WithLogger(slog.New(slog.DiscardHandler)))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "product-names", Store: store, Logger: slog.New(slog.DiscardHandler),
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if e.StreamID == "product-3" {
+				return handler.Permanent(errors.New("product 3 is not for sale"))
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO product_names (id, name) VALUES ($1, 'pen')`, e.StreamID)
+			return err
+		},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
@@ -55,57 +54,32 @@ type Handler struct {
 	held     map[uuid.UUID]int       // deliveries of an event handed back for the database's fault
 }
 
-// Idempotent returns a Handler named name that applies each event to fn
-// exactly once, recording the processed marks and dead letters in store.
+// Idempotent validates cfg and returns a Handler that applies each event
+// to cfg.Func exactly once, recording the processed marks and dead letters
+// in cfg.Store.
 //
-// The name identifies the handler's marks and dead letters: keep it stable
-// across deployments, and give every handler its own (two handlers sharing a
-// name would each skip events the other handled).
-//
-// For one delivery the handler begins a transaction on store.DB(), records
+// For one delivery the handler begins a transaction on Store.DB(), records
 // the mark (handler name, event ID) — an event marked already is skipped and
-// acknowledged — runs fn in the same transaction and commits; returning nil
-// then acknowledges the message. See the package documentation for retries,
-// dead letters and what counts as a database failure.
-func Idempotent(name string, store Store, fn Func, opts ...Option) (*Handler, error) {
-	c := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
-	var errs []error
-	if name == "" || !utf8.ValidString(name) {
-		errs = append(errs, fmt.Errorf("handler: name %q: must be non-empty UTF-8", name))
-	}
-	if store == nil {
-		errs = append(errs, errors.New("handler: a Store is required"))
-	}
-	if fn == nil {
-		errs = append(errs, errors.New("handler: a Func is required"))
-	}
-	policy, err := c.policy.withDefaults()
+// acknowledged — runs Func in the same transaction and commits; returning
+// nil then acknowledges the message. See the package documentation for
+// retries, dead letters and what counts as a database failure.
+func Idempotent(cfg Config) (*Handler, error) {
+	cfg, err := cfg.withDefaults()
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if c.unknown != RetryUnknownEvents && c.unknown != DeadLetterUnknownEvents {
-		errs = append(errs, fmt.Errorf("handler: WithUnknownEvents(%d): want RetryUnknownEvents or DeadLetterUnknownEvents", c.unknown))
-	}
-	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return &Handler{
-		name:     name,
-		store:    store,
-		fn:       fn,
-		batchFn:  c.batch,
-		policy:   policy,
-		log:      c.logger,
-		now:      c.now,
-		sleep:    c.sleep,
-		tracer:   c.tp.Tracer(scopeName),
-		metrics:  newHandlerMetrics(c.mp, name),
-		unknown:  c.unknown,
+		name:     cfg.Name,
+		store:    cfg.Store,
+		fn:       cfg.Func,
+		batchFn:  cfg.BatchFunc,
+		policy:   cfg.RetryPolicy,
+		log:      cfg.Logger,
+		now:      cfg.Clock,
+		sleep:    cfg.Sleep,
+		tracer:   cfg.TracerProvider.Tracer(scopeName),
+		metrics:  newHandlerMetrics(cfg.MeterProvider, cfg.Name),
+		unknown:  cfg.UnknownEvents,
 		failedAt: map[uuid.UUID]time.Time{},
 		held:     map[uuid.UUID]int{},
 	}, nil
@@ -249,7 +223,7 @@ func (h *Handler) hold(ctx context.Context, it *item) error {
 	cause := h.metrics.retryDB
 	if it.kind == kindUnknown {
 		msg = "handler: event type unknown to this binary, not counted as an attempt"
-		check = "deploy the consumer with the event type registered, or use handler.WithUnknownEvents(handler.DeadLetterUnknownEvents)"
+		check = "deploy the consumer with the event type registered, or set handler.Config.UnknownEvents = handler.DeadLetterUnknownEvents"
 		cause = h.metrics.retryUnknown
 	}
 	h.metrics.retries.Add(ctx, 1, cause)
@@ -323,19 +297,6 @@ func (h *Handler) call(ctx context.Context, tx *sql.Tx, e event.Event) (err erro
 		}
 	}()
 	return h.fn(ctx, tx, e)
-}
-
-// callBatch runs the BatchFunc, turning a panic into an error.
-func (h *Handler) callBatch(ctx context.Context, tx *sql.Tx, evs []event.Event) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			h.log.ErrorContext(ctx, "handler: panic in batch func",
-				slog.String("handler", h.name), slog.Int("events", len(evs)),
-				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			err = fmt.Errorf("handler batch func panicked: %v", r)
-		}
-	}()
-	return h.batchFn(ctx, tx, evs)
 }
 
 // failedTry records a failed Func try of it: whose fault it is, and a

@@ -104,11 +104,12 @@ func TestPermanent(t *testing.T) {
 }
 
 func TestIdempotentValidation(t *testing.T) {
-	_, err := Idempotent("", nil, nil, WithRetryPolicy(RetryPolicy{Multiplier: -1}))
+	_, err := Idempotent(Config{RetryPolicy: RetryPolicy{Multiplier: -1}, UnknownEvents: 7})
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"name", "Store", "Func", "Multiplier"} {
+	for _, want := range []string{`Config.Name ""`, "Config.Store", "Config.Func",
+		"RetryPolicy.Multiplier = -1", "Config.UnknownEvents = 7"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
@@ -150,3 +151,59 @@ func TestDeadLetterMessage(t *testing.T) {
 		t.Error("Message() changed the dead letter's headers")
 	}
 }
+
+func TestConfigValidation(t *testing.T) {
+	fn := func(context.Context, *sql.Tx, event.Event) error { return nil }
+	store := nopStore{}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr []string // each must appear in the error
+	}{
+		{name: "minimal", cfg: Config{Name: "h", Store: store, Func: fn}},
+		{name: "name not UTF-8", cfg: Config{Name: "\xff", Store: store, Func: fn}, wantErr: []string{`Config.Name "\xff"`}},
+		{name: "unknown events out of range", cfg: Config{Name: "h", Store: store, Func: fn, UnknownEvents: -1},
+			wantErr: []string{"Config.UnknownEvents = -1"}},
+		{name: "retry policy", cfg: Config{Name: "h", Store: store, Func: fn, RetryPolicy: RetryPolicy{InProcess: -2}},
+			wantErr: []string{"RetryPolicy.InProcess = -2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := Idempotent(tc.cfg)
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h.Policy() != DefaultRetryPolicy || h.log == nil || h.now == nil || h.sleep == nil || h.unknown != RetryUnknownEvents {
+					t.Errorf("zero optional fields did not take their defaults: %+v", h)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error for %+v", tc.cfg)
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestBatcherConfigValidation(t *testing.T) {
+	h, err := Idempotent(Config{Name: "h", Store: nopStore{}, Func: func(context.Context, *sql.Tx, event.Event) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewBatcher(h, BatcherConfig{MaxBatch: -1, MaxWait: -time.Second}); err == nil ||
+		!strings.Contains(err.Error(), "BatcherConfig.MaxBatch = -1") || !strings.Contains(err.Error(), "BatcherConfig.MaxWait = -1s") {
+		t.Errorf("NewBatcher with negative fields: %v; want an error naming each", err)
+	}
+	if _, err := NewBatcher(nil, BatcherConfig{}); err == nil {
+		t.Error("NewBatcher(nil): no error")
+	}
+}
+
+// nopStore is a Store for validation tests; it is never called.
+type nopStore struct{ Store }

@@ -45,7 +45,8 @@ type RetryPolicy struct {
 	InProcess int
 }
 
-// DefaultRetryPolicy is the policy of a Handler without WithRetryPolicy.
+// DefaultRetryPolicy is the policy of a Handler whose Config.RetryPolicy
+// is zero.
 var DefaultRetryPolicy = RetryPolicy{
 	InitialDelay: 100 * time.Millisecond,
 	MaxDelay:     30 * time.Second,

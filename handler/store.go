@@ -27,16 +27,6 @@ type Store interface {
 	DeadLetterStore
 }
 
-// BatchMarker is implemented by stores that mark many events in one
-// statement (a multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING).
-// HandleBatch uses it when the Store has it.
-type BatchMarker interface {
-	// MarkProcessedBatch records (handler, id) for each of ids, which are
-	// distinct, in tx, and reports for each whether its mark is new, with
-	// MarkProcessed's semantics.
-	MarkProcessedBatch(ctx context.Context, tx *sql.Tx, handler string, ids []uuid.UUID) ([]bool, error)
-}
-
 // DeadLetterStore keeps messages a handler gave up on.
 type DeadLetterStore interface {
 	// PutDeadLetter stores d (its ID is ignored), or for a (Handler,

@@ -71,10 +71,11 @@ func TestHandlerCounters(t *testing.T) {
 		}
 		return nil
 	}
-	h, err := handler.Idempotent("names", store, fn, handler.WithMeterProvider(mp),
-		handler.WithLogger(slog.New(slog.DiscardHandler)),
-		handler.WithSleep(func(context.Context, time.Duration) error { return nil }),
-		handler.WithRetryPolicy(handler.RetryPolicy{InProcess: 2, MaxAttempts: 4}))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "names", Store: store, Func: fn, MeterProvider: mp, Logger: slog.New(slog.DiscardHandler),
+		Sleep:       func(context.Context, time.Duration) error { return nil },
+		RetryPolicy: handler.RetryPolicy{InProcess: 2, MaxAttempts: 4},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +142,10 @@ func TestHandleBatchCounters(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h, err := handler.Idempotent("batch", store, func(context.Context, *sql.Tx, event.Event) error { return nil },
-		handler.WithMeterProvider(mp), handler.WithLogger(slog.New(slog.DiscardHandler)))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "batch", Store: store, MeterProvider: mp, Logger: slog.New(slog.DiscardHandler),
+		Func: func(context.Context, *sql.Tx, event.Event) error { return nil },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +180,10 @@ func TestBatcherSpans(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h, err := handler.Idempotent("traced", store, func(context.Context, *sql.Tx, event.Event) error { return nil },
-		handler.WithTracerProvider(tp), handler.WithLogger(slog.New(slog.DiscardHandler)))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "traced", Store: store, TracerProvider: tp, Logger: slog.New(slog.DiscardHandler),
+		Func: func(context.Context, *sql.Tx, event.Event) error { return nil },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

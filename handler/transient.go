@@ -80,9 +80,3 @@ const (
 	// the dead letters after deploying the newer code.
 	DeadLetterUnknownEvents
 )
-
-// WithUnknownEvents sets what the handler does with events of a type it
-// does not know. Defaults to RetryUnknownEvents.
-func WithUnknownEvents(u UnknownEvents) Option {
-	return func(c *config) { c.unknown = u }
-}

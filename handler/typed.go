@@ -16,7 +16,7 @@ import (
 // dead letters; but an event of T's name with a schema version newer than
 // the registered one (a newer producer in a rolling deploy) fails with one
 // that also satisfies errors.Is(err, event.ErrUnknownEventType), which the
-// handler retries unless WithUnknownEvents says otherwise.
+// handler retries unless Config.UnknownEvents says otherwise.
 //
 // It fails if T is not registered in reg.
 func For[T any](reg *event.Registry, fn func(ctx context.Context, tx *sql.Tx, e event.Event, data T) error) (Func, error) {

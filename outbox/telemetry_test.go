@@ -178,10 +178,13 @@ func TestTraceFollowsTheEventToItsHandler(t *testing.T) {
 	}
 	broker := newBroker(t, busmem.Config{Logger: quiet})
 	handled := make(chan trace.SpanContext, 1)
-	h, err := handler.Idempotent("tickets", store, func(ctx context.Context, _ *sql.Tx, e event.Event) error {
-		handled <- trace.SpanContextFromContext(ctx)
-		return nil
-	}, handler.WithTracerProvider(tp), handler.WithLogger(quiet))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "tickets", Store: store, TracerProvider: tp, Logger: quiet,
+		Func: func(ctx context.Context, _ *sql.Tx, e event.Event) error {
+			handled <- trace.SpanContextFromContext(ctx)
+			return nil
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

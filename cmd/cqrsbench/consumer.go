@@ -38,7 +38,7 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 		return nil, err
 	}
 	fwModel, rawModel := readModel("bench_counts"), readModel("bench_counts_raw")
-	h, err := handler.Idempotent("cqrsbench", b.store, fwModel.apply, handler.WithLogger(e.log))
+	h, err := handler.Idempotent(handler.Config{Name: "cqrsbench", Store: b.store, Func: fwModel.apply, Logger: e.log})
 	if err != nil {
 		return nil, err
 	}
@@ -46,14 +46,16 @@ func (consumerScenario) Run(ctx context.Context, e *env) (_ []row, err error) {
 	// The same handler with a set-based BatchFunc: HandleBatch writes the
 	// batch's new events with one multi-row upsert.
 	batchModel := readModel("bench_counts_batchfn")
-	hb, err := handler.Idempotent("cqrsbench-batchfn", b.store, batchModel.apply, handler.WithLogger(e.log),
-		handler.WithBatchFunc(func(ctx context.Context, tx *sql.Tx, evs []event.Event) error {
+	hb, err := handler.Idempotent(handler.Config{
+		Name: "cqrsbench-batchfn", Store: b.store, Logger: e.log, Func: batchModel.apply,
+		BatchFunc: func(ctx context.Context, tx *sql.Tx, evs []event.Event) error {
 			ds := make([]messagebus.Delivery, len(evs))
 			for i, ev := range evs {
 				ds[i] = messagebus.Delivery{Message: messagebus.Message{ID: ev.ID.String(), Key: ev.StreamID, Payload: ev.Data}}
 			}
 			return batchModel.upsertSet(ctx, tx, b, ds)
-		}))
+		},
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -103,8 +103,10 @@ func TestDeadLettersListShowDiscard(t *testing.T) {
 // subscribe runs an idempotent handler named name on topic, doing fn.
 func subscribe(t testing.TB, b messagebus.Subscriber, d *db, topic, name string, fn handler.Func) {
 	t.Helper()
-	h, err := handler.Idempotent(name, d.store.(handler.Store), fn,
-		handler.WithLogger(slog.New(slog.DiscardHandler)), handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 1}))
+	h, err := handler.Idempotent(handler.Config{
+		Name: name, Store: d.store.(handler.Store), Func: fn,
+		Logger: slog.New(slog.DiscardHandler), RetryPolicy: handler.RetryPolicy{MaxAttempts: 1},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

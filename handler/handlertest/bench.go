@@ -43,11 +43,11 @@ func Bench(b *testing.B, newHarness func(testing.TB) Harness) {
 	report := func(b *testing.B, events int64) {
 		b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 	}
-	quiet := handler.WithLogger(quietLogger())
+	quiet := quietLogger()
 
 	b.Run("handler/1-per-tx", func(b *testing.B) {
 		h, rm := setup(b)
-		hd, err := handler.Idempotent("bench", h.Store, rm.apply, quiet)
+		hd, err := handler.Idempotent(handler.Config{Name: "bench", Store: h.Store, Func: rm.apply, Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func Bench(b *testing.B, newHarness func(testing.TB) Harness) {
 	})
 	b.Run("handler/batch-100", func(b *testing.B) {
 		h, rm := setup(b)
-		hd, err := handler.Idempotent("bench", h.Store, rm.apply, quiet)
+		hd, err := handler.Idempotent(handler.Config{Name: "bench", Store: h.Store, Func: rm.apply, Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func Bench(b *testing.B, newHarness func(testing.TB) Harness) {
 	})
 	b.Run("handler/batcher-16", func(b *testing.B) {
 		h, rm := setup(b)
-		hd, err := handler.Idempotent("bench", h.Store, rm.apply, quiet)
+		hd, err := handler.Idempotent(handler.Config{Name: "bench", Store: h.Store, Func: rm.apply, Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}

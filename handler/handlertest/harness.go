@@ -141,9 +141,14 @@ func (c *counter) get(id uuid.UUID) int {
 	return c.n[id]
 }
 
-func newHandler(t testing.TB, name string, s handler.Store, fn handler.Func, opts ...handler.Option) *handler.Handler {
+// newHandler returns handler.Idempotent(cfg), quiet unless cfg has a
+// Logger.
+func newHandler(t testing.TB, cfg handler.Config) *handler.Handler {
 	t.Helper()
-	h, err := handler.Idempotent(name, s, fn, append([]handler.Option{handler.WithLogger(quietLogger())}, opts...)...)
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	h, err := handler.Idempotent(cfg)
 	if err != nil {
 		t.Fatalf("Idempotent: %v", err)
 	}

@@ -304,9 +304,12 @@ func testDuplicateSequential(t *testing.T, h Harness) {
 	ctx := ctxFor(t)
 	rm := newReadModel(t, h.Store.DB())
 	var calls counter
-	hd := newHandler(t, "dup-seq", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		calls.add(e.ID)
-		return rm.apply(ctx, tx, e)
+	hd := newHandler(t, handler.Config{
+		Name: "dup-seq", Store: h.Store,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			calls.add(e.ID)
+			return rm.apply(ctx, tx, e)
+		},
 	})
 	e := newEvent("s-1", 1, 5)
 	for attempt := 1; attempt <= 5; attempt++ {
@@ -325,7 +328,7 @@ func testDuplicateSequential(t *testing.T, h Harness) {
 func testDuplicateConcurrent(t *testing.T, h Harness) {
 	ctx := ctxFor(t)
 	rm := newReadModel(t, h.Store.DB())
-	hd := newHandler(t, "dup-conc", h.Store, rm.apply)
+	hd := newHandler(t, handler.Config{Name: "dup-conc", Store: h.Store, Func: rm.apply})
 	for round := range 3 {
 		e := newEvent(fmt.Sprint("s-", round), 1, 1)
 		start := make(chan struct{})
@@ -352,7 +355,7 @@ func testDuplicateConcurrent(t *testing.T, h Harness) {
 // that does not de-duplicate (as Kafka redelivers).
 func testDuplicateThroughBroker(t *testing.T, h Harness) {
 	rm := newReadModel(t, h.Store.DB())
-	hd := newHandler(t, "dup-broker", h.Store, rm.apply)
+	hd := newHandler(t, handler.Config{Name: "dup-broker", Store: h.Store, Func: rm.apply})
 	bus := newBroker(t, memory.Config{DuplicateWindow: time.Nanosecond})
 	events := make([]event.Event, 10)
 	for i := range events {
@@ -385,16 +388,19 @@ func testFailTwiceThenSucceed(t *testing.T, h Harness) {
 	var calls counter
 	var sl sleeps
 	policy := handler.RetryPolicy{InitialDelay: 100 * time.Millisecond, Multiplier: 2, Jitter: 0.2}
-	hd := newHandler(t, "fail-twice", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if calls.add(e.ID) <= 2 {
-			// Write first: the failed try's write must be rolled back.
-			if err := rm.apply(ctx, tx, e); err != nil {
-				return err
+	hd := newHandler(t, handler.Config{
+		Name: "fail-twice", Store: h.Store, RetryPolicy: policy, Sleep: sl.sleep,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if calls.add(e.ID) <= 2 {
+				// Write first: the failed try's write must be rolled back.
+				if err := rm.apply(ctx, tx, e); err != nil {
+					return err
+				}
+				return errors.New("transient failure")
 			}
-			return errors.New("transient failure")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(policy), handler.WithSleep(sl.sleep))
+			return rm.apply(ctx, tx, e)
+		},
+	})
 
 	e := newEvent("s-1", 1, 7)
 	if err := hd.Handle(ctx, delivery(e, 1)); err != nil {
@@ -434,12 +440,15 @@ func testRetryThroughBroker(t *testing.T, h Harness) {
 	var calls counter
 	var sl sleeps
 	policy := handler.RetryPolicy{InitialDelay: 20 * time.Millisecond, Multiplier: 3, Jitter: -1, InProcess: 1, MaxAttempts: 5}
-	hd := newHandler(t, "retry-broker", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if calls.add(e.ID) <= 2 {
-			return errors.New("transient failure")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(policy), handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{
+		Name: "retry-broker", Store: h.Store, RetryPolicy: policy, Sleep: sl.sleep,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if calls.add(e.ID) <= 2 {
+				return errors.New("transient failure")
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 
 	// Directly: each failed delivery asks for the next backoff delay.
 	e := newEvent("direct", 1, 1)
@@ -495,13 +504,16 @@ func testPoisonMessage(t *testing.T, h Harness) {
 	var sl sleeps
 	e1, poison, e3 := newEvent("s", 1, 1), newEvent("s", 2, 10), newEvent("s", 3, 100)
 	policy := handler.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, MaxAttempts: 4, InProcess: 2}
-	hd := newHandler(t, "poison", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		calls.add(e.ID)
-		if e.ID == poison.ID && broken.Load() {
-			return errors.New("cannot handle this one")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(policy), handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{
+		Name: "poison", Store: h.Store, RetryPolicy: policy, Sleep: sl.sleep,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			calls.add(e.ID)
+			if e.ID == poison.ID && broken.Load() {
+				return errors.New("cannot handle this one")
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 
 	bus := newBroker(t, memory.Config{})
 	subscribe(t, bus, topic, "poison", hd.Handle)
@@ -566,10 +578,13 @@ func testPermanentError(t *testing.T, h Harness) {
 	var calls counter
 	var sl sleeps
 	cause := errors.New("price must not be negative")
-	hd := newHandler(t, "permanent", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		calls.add(e.ID)
-		return fmt.Errorf("apply: %w", handler.Permanent(cause))
-	}, handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{
+		Name: "permanent", Store: h.Store, Sleep: sl.sleep,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			calls.add(e.ID)
+			return fmt.Errorf("apply: %w", handler.Permanent(cause))
+		},
+	})
 	e := newEvent("s", 1, 1)
 	if err := hd.Handle(ctx, delivery(e, 1)); err != nil {
 		t.Fatalf("Handle: %v; want nil (dead-lettered and acknowledged)", err)
@@ -590,10 +605,13 @@ func testNotAnEvent(t *testing.T, h Harness) {
 	ctx := ctxFor(t)
 	var calls atomic.Int64
 	var sl sleeps
-	hd := newHandler(t, "not-an-event", h.Store, func(context.Context, *sql.Tx, event.Event) error {
-		calls.Add(1)
-		return nil
-	}, handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{
+		Name: "not-an-event", Store: h.Store, Sleep: sl.sleep,
+		Func: func(context.Context, *sql.Tx, event.Event) error {
+			calls.Add(1)
+			return nil
+		},
+	})
 
 	bad := []messagebus.Message{
 		{ID: "order-17", Topic: topic, Key: "k", Payload: []byte("garbage"), Headers: map[string]string{"x": "y"}},
@@ -664,7 +682,7 @@ func testUndecodablePayload(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	var sl sleeps
-	hd := newHandler(t, "undecodable", h.Store, fn, handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{Name: "undecodable", Store: h.Store, Func: fn, Sleep: sl.sleep})
 
 	good := newEvent("good", 1, 3)
 	bad := newEvent("bad", 1, 0)
@@ -694,12 +712,15 @@ func testPanic(t *testing.T, h Harness) {
 	var calls counter
 	var sl sleeps
 	always := newEvent("always", 1, 1)
-	hd := newHandler(t, "panic", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if n := calls.add(e.ID); n == 1 || e.ID == always.ID {
-			panic(fmt.Sprintf("nil map somewhere (try %d)", n))
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 3}), handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{
+		Name: "panic", Store: h.Store, RetryPolicy: handler.RetryPolicy{MaxAttempts: 3}, Sleep: sl.sleep,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if n := calls.add(e.ID); n == 1 || e.ID == always.ID {
+				panic(fmt.Sprintf("nil map somewhere (try %d)", n))
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 
 	once := newEvent("once", 1, 1)
 	if err := hd.Handle(ctx, delivery(once, 1)); err != nil {
@@ -723,13 +744,16 @@ func testDatabaseDown(t *testing.T, h Harness) {
 	f := newFlaky(t, h.Store)
 	var calls atomic.Int64
 	broken := newEvent("broken", 1, 1)
-	hd := newHandler(t, "db-down", f, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		calls.Add(1)
-		if e.ID == broken.ID {
-			return errors.New("always fails")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 1}))
+	hd := newHandler(t, handler.Config{
+		Name: "db-down", Store: f, RetryPolicy: handler.RetryPolicy{MaxAttempts: 1},
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			calls.Add(1)
+			if e.ID == broken.ID {
+				return errors.New("always fails")
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 
 	e := newEvent("s", 1, 1)
 	expectRetry := func(what string, err error) {
@@ -786,7 +810,7 @@ func testDatabaseDownThroughBroker(t *testing.T, h Harness) {
 	f := newFlaky(t, h.Store)
 	f.down.Store(true)
 	policy := handler.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxAttempts: 2, InProcess: 1}
-	hd := newHandler(t, "db-down-broker", f, rm.apply, handler.WithRetryPolicy(policy))
+	hd := newHandler(t, handler.Config{Name: "db-down-broker", Store: f, Func: rm.apply, RetryPolicy: policy})
 	bus := newBroker(t, memory.Config{})
 	var failures atomic.Int64
 	subscribe(t, bus, topic, "db-down-broker", func(ctx context.Context, d messagebus.Delivery) error {
@@ -822,11 +846,14 @@ func testReplayAfterRedelivery(t *testing.T, h Harness) {
 	rm := newReadModel(t, h.Store.DB())
 	var broken atomic.Bool
 	broken.Store(true)
-	hd := newHandler(t, "replay-late", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if broken.Load() {
-			return handler.Permanent(errors.New("not yet"))
-		}
-		return rm.apply(ctx, tx, e)
+	hd := newHandler(t, handler.Config{
+		Name: "replay-late", Store: h.Store,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if broken.Load() {
+				return handler.Permanent(errors.New("not yet"))
+			}
+			return rm.apply(ctx, tx, e)
+		},
 	})
 	e := newEvent("s", 1, 1)
 	if err := hd.Handle(ctx, delivery(e, 1)); err != nil {
@@ -850,7 +877,7 @@ func testReplayAfterRedelivery(t *testing.T, h Harness) {
 		t.Errorf("%d dead letters after replay, want 0", n)
 	}
 	// Another handler's dead letters are not this one's.
-	other := newHandler(t, "replay-other", h.Store, rm.apply)
+	other := newHandler(t, handler.Config{Name: "replay-other", Store: h.Store, Func: rm.apply})
 	if err := other.DeadLetters().Discard(ctx, dls[0].ID); !errors.Is(err, handler.ErrDeadLetterNotFound) {
 		t.Errorf("Discard of another handler's dead letter: %v, want ErrDeadLetterNotFound", err)
 	}
@@ -862,12 +889,15 @@ func testGiveUpHook(t *testing.T, h Harness) {
 	rm := newReadModel(t, h.Store.DB())
 	poison := newEvent("p", 1, 1)
 	policy := handler.RetryPolicy{InitialDelay: time.Millisecond, MaxAttempts: 100, InProcess: 1}
-	hd := newHandler(t, "give-up", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if e.ID == poison.ID {
-			return errors.New("never works")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(policy))
+	hd := newHandler(t, handler.Config{
+		Name: "give-up", Store: h.Store, RetryPolicy: policy,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if e.ID == poison.ID {
+				return errors.New("never works")
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 	bus := newBroker(t, memory.Config{})
 	subscribe(t, bus, topic, "give-up", hd.Handle, messagebus.WithMaxDeliveries(3), messagebus.WithGiveUp(hd.GiveUp))
 	publish(t, bus, message(poison), message(newEvent("after", 1, 1)))
@@ -904,10 +934,13 @@ func testBatch(t *testing.T, h Harness) {
 	rm := newReadModel(t, h.Store.DB())
 	var txs txRecorder
 	var calls counter
-	hd := newHandler(t, "batch", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		txs.record(tx)
-		calls.add(e.ID)
-		return rm.apply(ctx, tx, e)
+	hd := newHandler(t, handler.Config{
+		Name: "batch", Store: h.Store,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			txs.record(tx)
+			calls.add(e.ID)
+			return rm.apply(ctx, tx, e)
+		},
 	})
 	before := newEvent("before", 1, 1)
 	if err := hd.Handle(ctx, delivery(before, 1)); err != nil {
@@ -968,19 +1001,22 @@ func testBatchWithBadMessage(t *testing.T, h Harness) {
 		evs = append(evs, newEvent(fmt.Sprint("s-", i), 1, 1))
 	}
 	poison, flaky := evs[4], evs[7]
-	hd := newHandler(t, "batch-bad", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		n := calls.add(e.ID)
-		if err := rm.apply(ctx, tx, e); err != nil {
-			return err
-		}
-		switch {
-		case e.ID == poison.ID:
-			return errors.New("poison")
-		case e.ID == flaky.ID && n == 1:
-			return errors.New("flaky")
-		}
-		return nil
-	}, handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 3}), handler.WithSleep(sl.sleep))
+	hd := newHandler(t, handler.Config{
+		Name: "batch-bad", Store: h.Store, RetryPolicy: handler.RetryPolicy{MaxAttempts: 3}, Sleep: sl.sleep,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			n := calls.add(e.ID)
+			if err := rm.apply(ctx, tx, e); err != nil {
+				return err
+			}
+			switch {
+			case e.ID == poison.ID:
+				return errors.New("poison")
+			case e.ID == flaky.ID && n == 1:
+				return errors.New("flaky")
+			}
+			return nil
+		},
+	})
 
 	ds := make([]messagebus.Delivery, len(evs))
 	for i, e := range evs {
@@ -1021,7 +1057,7 @@ func testBatchDatabaseDown(t *testing.T, h Harness) {
 	ctx := ctxFor(t)
 	rm := newReadModel(t, h.Store.DB())
 	f := newFlaky(t, h.Store)
-	hd := newHandler(t, "batch-down", f, rm.apply)
+	hd := newHandler(t, handler.Config{Name: "batch-down", Store: f, Func: rm.apply})
 	var ds []messagebus.Delivery
 	for i := range 5 {
 		ds = append(ds, delivery(newEvent(fmt.Sprint("s-", i), 1, 1), 1))
@@ -1054,11 +1090,14 @@ func testBatcher(t *testing.T, h Harness) {
 	var txs txRecorder
 	first := make(chan struct{})
 	var once sync.Once
-	hd := newHandler(t, "batcher", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		txs.record(tx)
-		// Hold the first batch so that the other callers queue up behind it.
-		once.Do(func() { <-first })
-		return rm.apply(ctx, tx, e)
+	hd := newHandler(t, handler.Config{
+		Name: "batcher", Store: h.Store,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			txs.record(tx)
+			// Hold the first batch so that the other callers queue up behind it.
+			once.Do(func() { <-first })
+			return rm.apply(ctx, tx, e)
+		},
 	})
 	b, err := handler.NewBatcher(hd, handler.BatcherConfig{MaxBatch: 64})
 	if err != nil {
@@ -1112,13 +1151,16 @@ func testBatcherThroughBroker(t *testing.T, h Harness) {
 	var txs txRecorder
 	var poisonID atomic.Value
 	policy := handler.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, MaxAttempts: 3}
-	hd := newHandler(t, "batcher-broker", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		txs.record(tx)
-		if e.ID == poisonID.Load() {
-			return errors.New("poison")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(policy))
+	hd := newHandler(t, handler.Config{
+		Name: "batcher-broker", Store: h.Store, RetryPolicy: policy,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			txs.record(tx)
+			if e.ID == poisonID.Load() {
+				return errors.New("poison")
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 	b, err := handler.NewBatcher(hd, handler.BatcherConfig{MaxBatch: 16, MaxWait: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -1166,7 +1208,8 @@ func testPrune(t *testing.T, h Harness) {
 	now := time.Now()
 	var clock atomic.Pointer[time.Time]
 	clock.Store(&now)
-	hd := newHandler(t, "prune", h.Store, rm.apply, handler.WithClock(func() time.Time { return *clock.Load() }))
+	hd := newHandler(t, handler.Config{Name: "prune", Store: h.Store, Func: rm.apply,
+		Clock: func() time.Time { return *clock.Load() }})
 	var old, young []event.Event
 	for i := range 3 {
 		e := newEvent(fmt.Sprint("old-", i), 1, 1)
@@ -1212,7 +1255,7 @@ func testPrune(t *testing.T, h Harness) {
 	}
 }
 
-// testBatchFunc: with WithBatchFunc, HandleBatch calls it once with the new
+// testBatchFunc: with Config.BatchFunc, HandleBatch calls it once with the new
 // events only (duplicates and already-processed ones left out); when it
 // fails, the events are handled one by one with the Func, so only the bad
 // one is held back.
@@ -1232,9 +1275,10 @@ func testBatchFunc(t *testing.T, h Harness) {
 		}
 		return rm.apply(ctx, tx, e)
 	}
-	hd := newHandler(t, "batch-func", h.Store, fn,
-		handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 2}), handler.WithSleep(func(context.Context, time.Duration) error { return nil }),
-		handler.WithBatchFunc(func(ctx context.Context, tx *sql.Tx, batch []event.Event) error {
+	hd := newHandler(t, handler.Config{
+		Name: "batch-func", Store: h.Store, Func: fn, RetryPolicy: handler.RetryPolicy{MaxAttempts: 2},
+		Sleep: func(context.Context, time.Duration) error { return nil },
+		BatchFunc: func(ctx context.Context, tx *sql.Tx, batch []event.Event) error {
 			batchCalls.Add(1)
 			batchEvents.Add(int64(len(batch)))
 			for _, e := range batch {
@@ -1243,7 +1287,8 @@ func testBatchFunc(t *testing.T, h Harness) {
 				}
 			}
 			return nil
-		}))
+		},
+	})
 	// First batch: events 0-3 plus a duplicate of event 0.
 	first := []messagebus.Delivery{delivery(evs[0], 1), delivery(evs[1], 1), delivery(evs[2], 1), delivery(evs[3], 1), delivery(evs[0], 1)}
 	for i, err := range hd.HandleBatch(ctx, first) {
@@ -1294,16 +1339,20 @@ func testTransientNotCounted(t *testing.T, h Harness) {
 	ok, buggy := newEvent("ok", 1, 1), newEvent("buggy", 1, 1)
 	const transient = 6
 	policy := handler.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, MaxAttempts: 2, InProcess: 2}
-	hd := newHandler(t, "transient", h.Store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		if calls.add(e.ID) <= transient {
-			return fmt.Errorf("write read model: %w", errReset)
-		}
-		if e.ID == buggy.ID {
-			logic.add(e.ID)
-			return errors.New("the handler's own bug")
-		}
-		return rm.apply(ctx, tx, e)
-	}, handler.WithRetryPolicy(policy), handler.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
+	hd := newHandler(t, handler.Config{
+		Name: "transient", Store: h.Store, RetryPolicy: policy,
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			if calls.add(e.ID) <= transient {
+				return fmt.Errorf("write read model: %w", errReset)
+			}
+			if e.ID == buggy.ID {
+				logic.add(e.ID)
+				return errors.New("the handler's own bug")
+			}
+			return rm.apply(ctx, tx, e)
+		},
+	})
 	bus := newBroker(t, memory.Config{})
 	subscribe(t, bus, topic, "transient", hd.Handle)
 	publish(t, bus, message(ok), message(buggy))
@@ -1344,8 +1393,10 @@ func testUnknownEventTypeRetried(t *testing.T, h Harness) {
 	rm := newReadModel(t, h.Store.DB())
 	reg := event.NewRegistry(nil)
 	policy := handler.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, MaxAttempts: 2, InProcess: 2}
-	hd := newHandler(t, "unknown-retry", h.Store, decodeAll(reg, rm),
-		handler.WithRetryPolicy(policy), handler.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
+	hd := newHandler(t, handler.Config{
+		Name: "unknown-retry", Store: h.Store, Func: decodeAll(reg, rm), RetryPolicy: policy,
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+	})
 	e := newEvent("s", 1, 1) // type test.added, not registered
 	for attempt := 1; attempt <= 10; attempt++ {
 		err := hd.Handle(ctx, delivery(e, attempt))
@@ -1374,14 +1425,14 @@ func testUnknownEventTypeRetried(t *testing.T, h Harness) {
 	}
 }
 
-// testUnknownEventTypeDeadLettered: with WithUnknownEvents(DeadLetterUnknownEvents)
+// testUnknownEventTypeDeadLettered: with Config.UnknownEvents = DeadLetterUnknownEvents
 // the event is dead-lettered at once.
 func testUnknownEventTypeDeadLettered(t *testing.T, h Harness) {
 	ctx := ctxFor(t)
 	rm := newReadModel(t, h.Store.DB())
 	reg := event.NewRegistry(nil)
-	hd := newHandler(t, "unknown-dl", h.Store, decodeAll(reg, rm),
-		handler.WithUnknownEvents(handler.DeadLetterUnknownEvents))
+	hd := newHandler(t, handler.Config{Name: "unknown-dl", Store: h.Store, Func: decodeAll(reg, rm),
+		UnknownEvents: handler.DeadLetterUnknownEvents})
 	e := newEvent("s", 1, 1)
 	if err := hd.Handle(ctx, delivery(e, 1)); err != nil {
 		t.Fatalf("Handle: %v; want nil (dead-lettered)", err)
@@ -1390,9 +1441,10 @@ func testUnknownEventTypeDeadLettered(t *testing.T, h Harness) {
 	if len(dls) != 1 || dls[0].EventID != e.ID || dls[0].Attempts != 1 || !strings.Contains(dls[0].Error, "not registered") {
 		t.Errorf("dead letters %+v; want the unknown event's after 1 attempt", dls)
 	}
-	if _, err := handler.Idempotent("bad-option", h.Store, rm.apply, handler.WithUnknownEvents(7)); err == nil ||
-		!strings.Contains(err.Error(), "WithUnknownEvents(7)") {
-		t.Errorf("Idempotent with WithUnknownEvents(7): %v; want an error naming it", err)
+	bad := handler.Config{Name: "bad-option", Store: h.Store, Func: rm.apply, UnknownEvents: 7}
+	if _, err := handler.Idempotent(bad); err == nil ||
+		!strings.Contains(err.Error(), "Config.UnknownEvents = 7") {
+		t.Errorf("Idempotent with Config.UnknownEvents 7: %v; want an error naming it", err)
 	}
 }
 
@@ -1413,7 +1465,7 @@ func testNewerSchemaVersionRetried(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	policy := handler.RetryPolicy{MaxAttempts: 1, InProcess: 1}
-	hd := newHandler(t, "newer-schema", h.Store, fn, handler.WithRetryPolicy(policy))
+	hd := newHandler(t, handler.Config{Name: "newer-schema", Store: h.Store, Func: fn, RetryPolicy: policy})
 	e := newEvent("s", 1, 1)
 	e.SchemaVersion = 2
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -1425,8 +1477,9 @@ func testNewerSchemaVersionRetried(t *testing.T, h Harness) {
 	if dls := deadLetters(t, hd); len(dls) != 0 {
 		t.Errorf("dead letters %+v; want none", dls)
 	}
-	dl := newHandler(t, "newer-schema-dl", h.Store, fn, handler.WithRetryPolicy(policy),
-		handler.WithUnknownEvents(handler.DeadLetterUnknownEvents))
+	dl := newHandler(t, handler.Config{
+		Name: "newer-schema-dl", Store: h.Store, RetryPolicy: policy, UnknownEvents: handler.DeadLetterUnknownEvents, Func: fn,
+	})
 	if err := dl.Handle(ctx, delivery(e, 1)); err != nil {
 		t.Fatalf("Handle with DeadLetterUnknownEvents: %v; want nil (dead-lettered)", err)
 	}

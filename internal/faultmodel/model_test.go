@@ -335,8 +335,11 @@ func run(t *testing.T, p plan) (err error) {
 		}
 		return nil
 	}
-	h, err := handler.Idempotent("fm", st, fn, handler.WithLogger(log), handler.WithRetryPolicy(handler.RetryPolicy{
-		InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxAttempts: 1000, InProcess: 3}))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "fm", Store: st, Logger: log, Func: fn,
+		RetryPolicy: handler.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond,
+			MaxAttempts: 1000, InProcess: 3},
+	})
 	if err != nil {
 		return err
 	}

@@ -71,13 +71,16 @@ func TestDuplicateReachesConsumerAndTakesEffectOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := make(chan event.Event, 10)
-	h, err := handler.Idempotent("balance", store, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO balance (account, amount) VALUES (?, json_extract(?, '$.amount'))
+	h, err := handler.Idempotent(handler.Config{
+		Name: "balance", Store: store,
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO balance (account, amount) VALUES (?, json_extract(?, '$.amount'))
 			ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount`, e.StreamID, string(e.Data))
-		if err == nil {
-			applied <- e
-		}
-		return err
+			if err == nil {
+				applied <- e
+			}
+			return err
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

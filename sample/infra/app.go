@@ -204,9 +204,11 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 	if a.cfg.DecorateProducts != nil {
 		apply = a.cfg.DecorateProducts(apply)
 	}
-	opts := []handler.Option{handler.WithRetryPolicy(retryPolicy), handler.WithLogger(a.flog),
-		handler.WithTracerProvider(a.tel.tp), handler.WithMeterProvider(a.tel.mp)}
-	ph, err := handler.Idempotent(productsHandler, hs, apply, opts...)
+	cfg := func(name string, fn handler.Func) handler.Config {
+		return handler.Config{Name: name, Store: hs, Func: fn, RetryPolicy: retryPolicy, Logger: a.flog,
+			TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}
+	}
+	ph, err := handler.Idempotent(cfg(productsHandler, apply))
 	if err != nil {
 		return err
 	}
@@ -214,7 +216,7 @@ func (a *App) startConsumers(reg *event.Registry, products *app.Products, alerts
 	if err != nil {
 		return err
 	}
-	ah, err := handler.Idempotent(alertsHandler, hs, onStock, opts...)
+	ah, err := handler.Idempotent(cfg(alertsHandler, onStock))
 	if err != nil {
 		return err
 	}

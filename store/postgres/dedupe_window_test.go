@@ -69,11 +69,14 @@ func TestRepublishAfterDuplicateWindowTakesEffectOnce(t *testing.T) {
 	if _, err := s.DB().ExecContext(ctx, `CREATE TABLE rm (id TEXT PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	h, err := handler.Idempotent("dedupe-window", s, func(ctx context.Context, tx *sql.Tx, e event.Event) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO rm VALUES ($1, 1)
+	h, err := handler.Idempotent(handler.Config{
+		Name: "dedupe-window", Store: s, Logger: slog.New(slog.DiscardHandler),
+		Func: func(ctx context.Context, tx *sql.Tx, e event.Event) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO rm VALUES ($1, 1)
 			ON CONFLICT (id) DO UPDATE SET applied = rm.applied + 1`, e.StreamID)
-		return err
-	}, handler.WithLogger(slog.New(slog.DiscardHandler)))
+			return err
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,8 +79,9 @@ func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func newTransientHandler(t *testing.T, ts transientSetup, name string, fn handler.Func) *handler.Handler {
 	t.Helper()
-	h, err := handler.Idempotent(name, ts.s, fn, handler.WithRetryPolicy(ts.policy),
-		handler.WithSleep(noSleep), handler.WithLogger(slog.New(slog.DiscardHandler)))
+	h, err := handler.Idempotent(handler.Config{
+		Name: name, Store: ts.s, RetryPolicy: ts.policy, Sleep: noSleep, Logger: slog.New(slog.DiscardHandler), Func: fn,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func TestHandlerClosedDatabase(t *testing.T) {
 	e := event.Event{ID: event.NewID(), StreamID: "s", Version: 1, Type: "t", SchemaVersion: 1, Data: []byte("{}")}
 	d := messagebus.Delivery{Message: envelope.Message(e, "t"), Attempt: 1}
 
-	down, err := handler.Idempotent("closed", closed, fn, handler.WithRetryPolicy(handler.RetryPolicy{MaxAttempts: 1}))
+	down, err := handler.Idempotent(handler.Config{Name: "closed", Store: closed, Func: fn, RetryPolicy: handler.RetryPolicy{MaxAttempts: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestHandlerClosedDatabase(t *testing.T) {
 		t.Fatalf("handler func ran %d times without a database", applied)
 	}
 
-	up, err := handler.Idempotent("closed", working, fn)
+	up, err := handler.Idempotent(handler.Config{Name: "closed", Store: working, Func: fn})
 	if err != nil {
 		t.Fatal(err)
 	}
