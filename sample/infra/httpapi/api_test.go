@@ -49,23 +49,23 @@ type bundle struct {
 	svc   *app.Service
 }
 
-func setup(t *testing.T) bundle {
-	t.Helper()
+func setup(tb testing.TB) bundle {
+	tb.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Config{})
+	store, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "events.db"), sqlite.Config{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	tb.Cleanup(func() { store.Close() })
 	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := app.Migrate(ctx, store.DB(), app.SQLite, nil); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	svc, err := app.NewService(app.Config{Store: store, Snapshots: store})
+	svc, err := app.NewService(app.Config{Store: store, Snapshots: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return bundle{store: store, svc: svc}
 }

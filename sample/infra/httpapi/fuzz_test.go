@@ -7,14 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
-	"github.com/cqrskit/cqrskit/store/sqlite"
 )
 
 // fuzzRoutes are the API's routes; "{id}" is replaced by the fuzzed ID.
@@ -36,22 +34,8 @@ var fuzzRoutes = []struct{ method, path string }{
 func fuzzAPI(tb testing.TB) (http.Handler, string) {
 	tb.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "events.db"), sqlite.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { store.Close() })
-	if err := store.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	if err := app.Migrate(ctx, store.DB(), app.SQLite, nil); err != nil {
-		tb.Fatal(err)
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	svc, err := app.NewService(app.Config{Store: store, Logger: quiet})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	b := setup(tb)
+	store, svc, quiet := b.store, b.svc, slog.New(slog.DiscardHandler)
 	db, reg := store.DB(), svc.Registry()
 	h, err := httpapi.NewHandler(httpapi.HandlerConfig{Service: svc, Products: app.NewProducts(db, reg, store),
 		Alerts: app.NewAlerts(db, reg, 5), Stats: app.NewStats(db, reg),
