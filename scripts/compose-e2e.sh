@@ -58,6 +58,8 @@ ids=""
 for k in $(seq 1 "$n"); do
 	if [ "$k" = $((n / 4)) ]; then
 		$compose kill worker >/dev/null 2>&1 || fail "kill worker"
+		# Down for real while commands flow: no restart policy brings it back.
+		! $compose ps --services --filter status=running | grep -qx worker || fail "worker still running after kill"
 		echo "compose-e2e: worker killed after $k commands at $(since)"
 	fi
 	if [ "$k" = $((n * 3 / 4)) ]; then
