@@ -12,8 +12,10 @@
 # With no registry (podman, images from scripts/images.sh; see
 # docs/CONTAINERS.md), name the local base images:
 #
-#   podman build --build-arg GO_IMAGE=localhost/cqrskit/golang:1.26.8 \
+#   podman build --format docker --build-arg GO_IMAGE=localhost/cqrskit/golang:1.26.8 \
 #     --build-arg RUNTIME_IMAGE=localhost/cqrskit/static:nonroot -t cqrskit-sample:dev .
+#
+# (--format docker: podman's default OCI format has no HEALTHCHECK.)
 
 ARG GO_IMAGE=golang:1.26.8
 # distroless/static: CA certificates and time zones, no shell, and the

@@ -255,6 +255,9 @@ func TestComposeMatchesBinary(t *testing.T) {
 			// Every server a URL names is a service that must be healthy
 			// first.
 			deps := map[string]string{}
+			if cfg.Store != infra.StorePostgres {
+				t.Errorf("store %q: want CQRSKIT_STORE=postgres, so that a missing PostgreSQL URL stops the container", cfg.Store)
+			}
 			if cfg.PostgresURL != "" {
 				u, _ := url.Parse(cfg.PostgresURL)
 				deps[u.Hostname()] = "--postgres-url"

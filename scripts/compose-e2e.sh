@@ -10,6 +10,8 @@ base=${1:-http://127.0.0.1:8080}
 compose=${COMPOSE:-docker-compose}
 n=${CQRSKIT_E2E_PRODUCTS:-40}
 run=$(date +%s)-$$
+start=$(date +%s)
+since() { echo "$(($(date +%s) - start))s"; }
 fail() { echo "compose-e2e: FAIL: $*" >&2; exit 1; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null || echo "(not JSON)"; }
 alerts_for() { # ids... -> how many low-stock alerts name them (all pages)
@@ -49,24 +51,27 @@ i=0
 until [ "$(alerts_for "$id")" = 1 ]; do
 	i=$((i + 1)); [ $i -lt 40 ] || fail "no low-stock alert for $id"; sleep 0.5
 done
-echo "compose-e2e: contract ok (create, If-Match, stock, read-your-write, history, at_version, alert)"
+echo "compose-e2e: contract ok (create, If-Match, stock, read-your-write, history, at_version, alert) at $(since)"
 
 before=$(get /stats | json 'd["products"]')
 ids=""
 for k in $(seq 1 "$n"); do
 	if [ "$k" = $((n / 4)) ]; then
 		$compose kill worker >/dev/null 2>&1 || fail "kill worker"
-		echo "compose-e2e: worker killed after $k commands"
+		# Down for real while commands flow: no restart policy brings it back.
+		! $compose ps --services --filter status=running | grep -qx worker || fail "worker still running after kill"
+		echo "compose-e2e: worker killed after $k commands at $(since)"
 	fi
 	if [ "$k" = $((n * 3 / 4)) ]; then
 		$compose start worker >/dev/null 2>&1 || fail "start worker"
-		echo "compose-e2e: worker restarted after $k commands"
+		echo "compose-e2e: worker restarted after $k commands at $(since)"
 	fi
 	pid=$(post 201 /products "{\"name\":\"p$k\",\"sku\":\"E2E-$run-$k\",\"price_cents\":100,\"stock\":10}" | json 'd["id"]')
 	post 200 "/products/$pid/stock" '{"delta":-8}' >/dev/null
 	[ -n "$pid" ] || fail "create product $k"
 	ids="$ids $pid"
 done
+echo "compose-e2e: $n products sent at $(since)"
 for pid in $ids; do
 	i=0
 	until [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/products/$pid?min_version=2")" = 200 ]; do
@@ -82,4 +87,4 @@ until alerts=$(alerts_for $ids) && [ "$alerts" = "$n" ]; do
 	i=$((i + 1)); [ $i -lt 40 ] || break; sleep 0.5
 done
 [ "$alerts" = "$n" ] || fail "$alerts low-stock alerts for the $n products, want $n"
-echo "compose-e2e: worker kill ok: all $n products (2 commands each) in the read model, stats and alerts"
+echo "compose-e2e: worker kill ok: all $n products (2 commands each) in the read model, stats and alerts at $(since)"

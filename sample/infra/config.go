@@ -34,6 +34,12 @@ const (
 	RoleWorker Role = "worker"
 )
 
+// The values of Config.Store.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
+
 // Roles lists every role the binary accepts.
 var Roles = []Role{RoleAll, RoleAPI, RoleRelay, RoleWorker}
 
@@ -54,6 +60,12 @@ type Config struct {
 	DataDir string
 	// PostgresURL selects PostgreSQL instead of SQLite.
 	PostgresURL string
+	// Store, when set, is the store the process must use: StorePostgres
+	// makes a missing PostgresURL an error instead of a silent SQLite file
+	// (docker-compose.yml sets it: each container's SQLite file would be
+	// its own), StoreSQLite makes a PostgresURL one. Empty: PostgreSQL
+	// when PostgresURL is set, else SQLite.
+	Store string
 	// NATSURL selects an external NATS server with JetStream instead of the
 	// in-process one.
 	NATSURL string
@@ -105,6 +117,7 @@ var Env = map[string]string{
 	"addr":                "CQRSKIT_ADDR",
 	"data-dir":            "CQRSKIT_DATA_DIR",
 	"postgres-url":        "CQRSKIT_POSTGRES_URL",
+	"store":               "CQRSKIT_STORE",
 	"nats-url":            "CQRSKIT_NATS_URL",
 	"kafka-brokers":       "CQRSKIT_KAFKA_BROKERS",
 	"low-stock-threshold": "CQRSKIT_LOW_STOCK_THRESHOLD",
@@ -120,7 +133,7 @@ const (
 
 // Flags holds the values of the command line, bound by NewFlagSet.
 type Flags struct {
-	role, addr, dataDir, postgresURL, natsURL, kafkaBrokers, threshold, logLevel string
+	role, addr, dataDir, postgresURL, store, natsURL, kafkaBrokers, threshold, logLevel string
 	// Probe, when set, makes the binary GET this URL and exit 0 on a 200:
 	// the health check of images without curl.
 	Probe string
@@ -143,6 +156,7 @@ func NewFlagSet(name string, getenv func(string) string) (*flag.FlagSet, *Flags)
 	str(&f.addr, "addr", DefaultAddr, "HTTP listen address; every role serves /healthz and /readyz")
 	str(&f.dataDir, "data-dir", DefaultDataDir, "directory of the SQLite database and the in-process NATS server's files")
 	str(&f.postgresURL, "postgres-url", "", "PostgreSQL URL; empty: SQLite in the data directory")
+	str(&f.store, "store", "", "sqlite or postgres: the store this process must use, so a missing or stray --postgres-url is an error; empty: postgres when --postgres-url is set, else sqlite")
 	str(&f.natsURL, "nats-url", "", "NATS server URL with JetStream; empty: an in-process server (role all only)")
 	str(&f.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka brokers (host:port); use Kafka instead of NATS")
 	str(&f.threshold, "low-stock-threshold", strconv.Itoa(DefaultThreshold), "raise a low-stock alert when a product's stock falls below this")
@@ -158,6 +172,7 @@ func (f *Flags) Config() (Config, error) {
 		Addr:        f.addr,
 		DataDir:     f.dataDir,
 		PostgresURL: f.postgresURL,
+		Store:       strings.TrimSpace(f.store),
 		NATSURL:     f.natsURL,
 	}
 	var errs []error
@@ -236,6 +251,19 @@ func (c Config) validate() error {
 		if u, err := url.Parse(c.PostgresURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			bad("--postgres-url: want postgres://user:password@host:5432/db")
 		}
+	}
+	switch c.Store {
+	case "":
+	case StorePostgres:
+		if c.PostgresURL == "" {
+			bad("--store=postgres and no --postgres-url (env CQRSKIT_POSTGRES_URL): want postgres://user:password@host:5432/db")
+		}
+	case StoreSQLite:
+		if c.PostgresURL != "" {
+			bad("--store=sqlite and --postgres-url: choose one store")
+		}
+	default:
+		bad("--store %q: want sqlite or postgres", c.Store)
 	}
 	if c.NATSURL != "" && len(c.KafkaBrokers) > 0 {
 		bad("--nats-url and --kafka-brokers: choose one broker")

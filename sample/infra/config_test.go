@@ -39,6 +39,16 @@ func TestFlagsWinOverEnv(t *testing.T) {
 	}
 }
 
+func TestStoreAcceptsWhatItNames(t *testing.T) {
+	env := map[string]string{"CQRSKIT_STORE": "postgres", "CQRSKIT_POSTGRES_URL": "postgres://u:p@db:5432/app"}
+	if cfg, err := parse(nil, env); err != nil || cfg.Store != infra.StorePostgres || cfg.PostgresURL == "" {
+		t.Errorf("CQRSKIT_STORE=postgres with a URL: %+v, %v", cfg, err)
+	}
+	if cfg, err := parse([]string{"--store=sqlite"}, nil); err != nil || cfg.Store != infra.StoreSQLite {
+		t.Errorf("--store=sqlite: %+v, %v", cfg, err)
+	}
+}
+
 func TestEveryFlagHasAnEnvVar(t *testing.T) {
 	fs, _ := infra.NewFlagSet("sample", func(string) string { return "" })
 	fs.VisitAll(func(f *flag.Flag) {
@@ -62,6 +72,9 @@ func TestInvalidConfig(t *testing.T) {
 		{[]string{"--role=worker"}, "needs --nats-url or --kafka-brokers"},
 		{[]string{"--addr=localhost"}, "--addr"},
 		{[]string{"--postgres-url=mysql://x"}, "--postgres-url"},
+		{[]string{"--store=postgres"}, "--store=postgres and no --postgres-url"},
+		{[]string{"--store=sqlite", "--postgres-url=postgres://h/db"}, "choose one store"},
+		{[]string{"--store=mysql"}, `--store "mysql"`},
 		{[]string{"--nats-url=nats://a:4222", "--kafka-brokers=b:9092"}, "choose one broker"},
 		{[]string{"--kafka-brokers=nohost"}, "--kafka-brokers"},
 		{[]string{"--nats-url=:::"}, "--nats-url"},
