@@ -105,7 +105,9 @@ func WithGiveUp(f func(ctx context.Context, d Delivery, err error)) SubscribeOpt
 // handler at once, keeping per-key order: the messages of one key go to the
 // same of n lanes and are handled one at a time, in order, each after the
 // one before it was handled (or given up on). A failing message holds back
-// its lane while it is retried, not the others. Use it with a handler that
+// its lane while it is retried, not the other lanes' messages fetched with
+// it; the next fetch waits until every lane is done, so a message retried
+// for long holds back the messages fetched after it. Use it with a handler that
 // is safe for concurrent use; a handler.Batcher then commits the messages
 // of several lanes in one transaction. n <= 1 handles one message at a
 // time.
