@@ -91,7 +91,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 		e.Position = int64(len(s.log)) + 1
 		e.TxID = 0
 		e.RecordedAt = now
-		// PrepareAppend copied the envelope and metadata; the payload bytes
+		// driver.PrepareAppend copied the envelope and metadata; the payload bytes
 		// are still the caller's.
 		e.Data = clone(e.Data)
 		s.streams[stream] = append(s.streams[stream], len(s.log))
