@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -110,7 +111,7 @@ func (r *Repository[T]) load(ctx context.Context, id string, at int64, snapshot 
 	for e, err := range r.store.Load(ctx, stream, root.version+1) {
 		if err != nil {
 			if errors.Is(err, event.ErrStreamNotFound) {
-				return zero, event.StreamNotFoundError(stream)
+				return zero, driver.StreamNotFoundError(stream)
 			}
 			return zero, fmt.Errorf("load %s after version %d: %w", stream, root.version, err)
 		}
@@ -131,7 +132,7 @@ func (r *Repository[T]) load(ctx context.Context, id string, at int64, snapshot 
 	}
 	switch {
 	case root.version == 0:
-		return zero, event.StreamNotFoundError(stream)
+		return zero, driver.StreamNotFoundError(stream)
 	case at > 0 && root.version < at:
 		return zero, fmt.Errorf("load %s at version %d: stream is at version %d: %w", stream, at, root.version, ErrVersionNotFound)
 	case at == 0 && snapshot:

@@ -5,8 +5,6 @@ import (
 	"maps"
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -39,21 +37,6 @@ func TestExpectedVersionCheck(t *testing.T) {
 	}
 }
 
-func TestPrepareAppendFillsDefaults(t *testing.T) {
-	in := []event.Event{{Type: "t", Data: []byte("{}"), Metadata: event.Metadata{Extra: map[string]string{"k": "v"}}}}
-	out, err := event.PrepareAppend("s-1", event.Any, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out[0].ID == uuid.Nil || out[0].ID.Version() != 7 || out[0].StreamID != "s-1" || out[0].SchemaVersion != 1 {
-		t.Errorf("defaults not filled: %+v", out[0])
-	}
-	out[0].Metadata.Extra["k"] = "changed"
-	if in[0].Metadata.Extra["k"] != "v" || in[0].ID != uuid.Nil {
-		t.Error("PrepareAppend modified its input")
-	}
-}
-
 func TestMetadataHeadersRoundTrip(t *testing.T) {
 	md := event.Metadata{CorrelationID: "c", CausationID: "d", TraceParent: "tp", TraceState: "ts",
 		Extra: map[string]string{"tenant": "acme", "user": "u1"}}
@@ -75,20 +58,5 @@ func TestCursorOrder(t *testing.T) {
 	a, b, c := event.Cursor{TxID: 1, Position: 9}, event.Cursor{TxID: 2, Position: 3}, event.Cursor{TxID: 2, Position: 4}
 	if !a.Less(b) || !b.Less(c) || c.Less(a) || a.Less(a) {
 		t.Error("cursor order is not (TxID, Position)")
-	}
-}
-
-func TestPrepareAppendRejectsBadMetadataKeys(t *testing.T) {
-	for _, k := range []string{"", "has space", "a:b", "tab\t", "é"} {
-		in := []event.Event{{Type: "t", Data: []byte("{}"), Metadata: event.Metadata{Extra: map[string]string{k: "v"}}}}
-		_, err := event.PrepareAppend("s-1", event.Any, in)
-		var ve *event.ValidationError
-		if !errors.As(err, &ve) || ve.Field != "events[0].Metadata.Extra key" || ve.Value != k {
-			t.Errorf("key %q: got %v, want a validation error naming the key", k, err)
-		}
-	}
-	ok := []event.Event{{Type: "t", Data: []byte("{}"), Metadata: event.Metadata{Extra: map[string]string{"tenant-id": "v"}}}}
-	if _, err := event.PrepareAppend("s-1", event.Any, ok); err != nil {
-		t.Errorf("a plain key: %v", err)
 	}
 }

@@ -2,8 +2,6 @@ package messagebus
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -64,7 +62,8 @@ type Broker interface {
 }
 
 // SubscribeConfig is the resolved per-subscription configuration; see the
-// With options. Broker implementations start from their Config's defaults.
+// With options. Broker implementations start from their Config's defaults
+// and apply the options with driver.NewSubscribeConfig.
 type SubscribeConfig struct {
 	// MaxDeliveries is how many times a message is handed to the handler
 	// before the subscription gives up on it; 0 or less is unlimited.
@@ -117,37 +116,3 @@ func WithConcurrency(n int) SubscribeOption {
 
 // MaxConcurrency is the most lanes WithConcurrency accepts.
 const MaxConcurrency = 1024
-
-// NewSubscribeConfig applies opts to defaults and validates the result. For
-// Subscriber implementations.
-func NewSubscribeConfig(defaults SubscribeConfig, opts ...SubscribeOption) (SubscribeConfig, error) {
-	c := defaults
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
-	if c.RetryDelay < 0 {
-		return c, &ValidationError{Field: "RetryDelay", Value: c.RetryDelay.String(), Reason: "retry delay must not be negative"}
-	}
-	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
-		return c, &ValidationError{Field: "Concurrency", Value: strconv.Itoa(c.Concurrency),
-			Reason: fmt.Sprintf("concurrency must be between 0 and %d", MaxConcurrency)}
-	}
-	return c, nil
-}
-
-// ValidateSubscribe checks Subscribe's arguments. For Subscriber
-// implementations.
-func ValidateSubscribe(topic, group string, h Handler) error {
-	if err := ValidateTopic(topic); err != nil {
-		return err
-	}
-	if err := ValidateGroup(group); err != nil {
-		return err
-	}
-	if h == nil {
-		return &ValidationError{Field: "handler", Value: "nil", Reason: "a handler is required"}
-	}
-	return nil
-}

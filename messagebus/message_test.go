@@ -138,17 +138,3 @@ func TestRetryAfter(t *testing.T) {
 		t.Errorf("negative delay = %v, want 0", d)
 	}
 }
-
-func TestNewSubscribeConfig(t *testing.T) {
-	def := messagebus.SubscribeConfig{MaxDeliveries: 5, RetryDelay: time.Second}
-	c, err := messagebus.NewSubscribeConfig(def, messagebus.WithMaxDeliveries(-1), messagebus.WithRetryDelay(time.Minute), nil)
-	if err != nil || c.MaxDeliveries != 0 || c.RetryDelay != time.Minute {
-		t.Errorf("NewSubscribeConfig = %+v, %v", c, err)
-	}
-	if c, _ := messagebus.NewSubscribeConfig(def); c.MaxDeliveries != 5 || c.RetryDelay != time.Second {
-		t.Errorf("defaults not kept: %+v", c)
-	}
-	if _, err := messagebus.NewSubscribeConfig(def, messagebus.WithRetryDelay(-1)); !errors.Is(err, messagebus.ErrInvalidArgument) {
-		t.Errorf("negative retry delay = %v, want ErrInvalidArgument", err)
-	}
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/internal/consume"
 )
@@ -18,10 +19,10 @@ import (
 // unambiguous). Offsets are committed after the records of a poll are
 // handled, never before. A new group starts at the earliest offset.
 func (b *Broker) Subscribe(ctx context.Context, topic, group string, h messagebus.Handler, opts ...messagebus.SubscribeOption) (messagebus.Subscription, error) {
-	if err := messagebus.ValidateSubscribe(topic, group, h); err != nil {
+	if err := driver.ValidateSubscribe(topic, group, h); err != nil {
 		return nil, err
 	}
-	sc, err := messagebus.NewSubscribeConfig(messagebus.SubscribeConfig{
+	sc, err := driver.NewSubscribeConfig(messagebus.SubscribeConfig{
 		MaxDeliveries: b.cfg.MaxDeliveries,
 		RetryDelay:    b.cfg.RetryDelay,
 	}, opts...)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/internal/consume"
 	"github.com/cqrskit/cqrskit/messagebus/internal/pubbatch"
@@ -129,10 +130,10 @@ func (b *Broker) topic(name string) *topic {
 // take over when it stops. Failed messages are retried in place, so the
 // order holds across retries too.
 func (b *Broker) Subscribe(ctx context.Context, topicName, groupName string, h messagebus.Handler, opts ...messagebus.SubscribeOption) (messagebus.Subscription, error) {
-	if err := messagebus.ValidateSubscribe(topicName, groupName, h); err != nil {
+	if err := driver.ValidateSubscribe(topicName, groupName, h); err != nil {
 		return nil, err
 	}
-	sc, err := messagebus.NewSubscribeConfig(messagebus.SubscribeConfig{
+	sc, err := driver.NewSubscribeConfig(messagebus.SubscribeConfig{
 		MaxDeliveries: b.cfg.MaxDeliveries,
 		RetryDelay:    b.cfg.RetryDelay,
 	}, opts...)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/internal/consume"
 )
@@ -35,10 +36,10 @@ const redeliveryMargin = 500 * time.Millisecond
 // or updates the consumer, so the last subscription's options win for the
 // whole group.
 func (b *Broker) Subscribe(ctx context.Context, topic, group string, h messagebus.Handler, opts ...messagebus.SubscribeOption) (messagebus.Subscription, error) {
-	if err := messagebus.ValidateSubscribe(topic, group, h); err != nil {
+	if err := driver.ValidateSubscribe(topic, group, h); err != nil {
 		return nil, err
 	}
-	sc, err := messagebus.NewSubscribeConfig(messagebus.SubscribeConfig{
+	sc, err := driver.NewSubscribeConfig(messagebus.SubscribeConfig{
 		MaxDeliveries: b.cfg.MaxDeliveries,
 		RetryDelay:    b.cfg.RetryDelay,
 	}, opts...)

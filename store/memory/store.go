@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/es"
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/outbox"
@@ -55,7 +56,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	if err := ctx.Err(); err != nil {
 		return event.AppendResult{}, err
 	}
-	events, err := event.PrepareAppend(stream, expected, events)
+	events, err := driver.PrepareAppend(stream, expected, events)
 	if err != nil {
 		return event.AppendResult{}, err
 	}
@@ -63,16 +64,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	defer s.mu.Unlock()
 
 	current := int64(len(s.streams[stream]))
-	var stored map[uuid.UUID]event.StoredAt
+	var stored map[uuid.UUID]driver.StoredAt
 	for _, e := range events {
 		if i, ok := s.ids[e.ID]; ok {
 			if stored == nil {
-				stored = map[uuid.UUID]event.StoredAt{}
+				stored = map[uuid.UUID]driver.StoredAt{}
 			}
-			stored[e.ID] = event.StoredAt{Stream: s.log[i].StreamID, Version: s.log[i].Version}
+			stored[e.ID] = driver.StoredAt{Stream: s.log[i].StreamID, Version: s.log[i].Version}
 		}
 	}
-	fresh, err := event.SkipStored(stream, events, stored)
+	fresh, err := driver.SkipStored(stream, events, stored)
 	if err != nil {
 		return event.AppendResult{}, err
 	}
@@ -90,7 +91,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 		e.Position = int64(len(s.log)) + 1
 		e.TxID = 0
 		e.RecordedAt = now
-		// PrepareAppend copied the envelope and metadata; the payload bytes
+		// driver.PrepareAppend copied the envelope and metadata; the payload bytes
 		// are still the caller's.
 		e.Data = clone(e.Data)
 		s.streams[stream] = append(s.streams[stream], len(s.log))
@@ -107,8 +108,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 // Load implements event.Store. It yields copies of the events that were in
 // the stream when iteration started, holding no lock while yielding.
 func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[event.Event, error] {
-	if err := event.ValidateLoad(stream, from); err != nil {
-		return event.ErrorSeq(err)
+	if err := driver.ValidateLoad(stream, from); err != nil {
+		return driver.ErrorSeq(err)
 	}
 	return func(yield func(event.Event, error) bool) {
 		if err := ctx.Err(); err != nil {
@@ -119,7 +120,7 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 		idx, log := s.streams[stream], s.log
 		s.mu.RUnlock()
 		if len(idx) == 0 {
-			yield(event.Event{}, event.StreamNotFoundError(stream))
+			yield(event.Event{}, driver.StreamNotFoundError(stream))
 			return
 		}
 		if from > int64(len(idx)) {
@@ -140,7 +141,7 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 // ReadAll implements event.Store. Every event has TxID 0, so the cursor's
 // position alone orders the log.
 func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]event.Event, error) {
-	if err := event.ValidateReadAll(after, limit); err != nil {
+	if err := driver.ValidateReadAll(after, limit); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -101,7 +102,7 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expecte
 }
 
 func (s *Store) append(ctx context.Context, q querier, inTx bool, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error) {
-	events, err := event.PrepareAppend(stream, expected, events)
+	events, err := driver.PrepareAppend(stream, expected, events)
 	if err != nil {
 		return event.AppendResult{}, err
 	}
@@ -142,7 +143,7 @@ func (s *Store) append(ctx context.Context, q querier, inTx bool, stream string,
 			return event.AppendResult{}, wrap(op, err)
 		}
 		if len(dups) > 0 {
-			fresh, err := event.SkipStored(stream, events, dups)
+			fresh, err := driver.SkipStored(stream, events, dups)
 			if err != nil {
 				return event.AppendResult{}, err
 			}
@@ -232,7 +233,7 @@ func (s *Store) tryAppend(ctx context.Context, q querier, stream string, expecte
 
 // diagnose returns the stream's version and where the events already
 // stored are.
-func (s *Store) diagnose(ctx context.Context, q querier, stream string, events []event.Event) (int64, map[uuid.UUID]event.StoredAt, error) {
+func (s *Store) diagnose(ctx context.Context, q querier, stream string, events []event.Event) (int64, map[uuid.UUID]driver.StoredAt, error) {
 	ids := make([]uuid.UUID, len(events))
 	for i, e := range events {
 		ids[i] = e.ID
@@ -250,9 +251,9 @@ func (s *Store) diagnose(ctx context.Context, q querier, stream string, events [
 	if err := json.Unmarshal(list, &rows); err != nil {
 		return 0, nil, fmt.Errorf("decode stored event IDs: %w", err)
 	}
-	dups := make(map[uuid.UUID]event.StoredAt, len(rows))
+	dups := make(map[uuid.UUID]driver.StoredAt, len(rows))
 	for _, r := range rows {
-		dups[r.ID] = event.StoredAt{Stream: r.Stream, Version: r.Version}
+		dups[r.ID] = driver.StoredAt{Stream: r.Stream, Version: r.Version}
 	}
 	return current, dups, nil
 }

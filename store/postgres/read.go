@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -68,8 +69,8 @@ LIMIT $3`
 // Load yields the stream's events with Version >= from, in order, reading
 // them in batches. See event.Store.
 func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[event.Event, error] {
-	if err := event.ValidateLoad(stream, from); err != nil {
-		return event.ErrorSeq(err)
+	if err := driver.ValidateLoad(stream, from); err != nil {
+		return driver.ErrorSeq(err)
 	}
 	return func(yield func(event.Event, error) bool) {
 		next := from
@@ -87,7 +88,7 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 				if err := s.db.QueryRowContext(ctx, s.q.streamExists, stream).Scan(&exists); err != nil {
 					yield(event.Event{}, wrap("load stream "+stream, err))
 				} else if !exists {
-					yield(event.Event{}, event.StreamNotFoundError(stream))
+					yield(event.Event{}, driver.StreamNotFoundError(stream))
 				}
 				return
 			}
@@ -109,7 +110,7 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 // skips an event; an event of a transaction still running is returned by
 // a later call. See event.Store.
 func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]event.Event, error) {
-	if err := event.ValidateReadAll(after, limit); err != nil {
+	if err := driver.ValidateReadAll(after, limit); err != nil {
 		return nil, err
 	}
 	events, err := s.queryEvents(ctx, nil, s.q.readAll, strconv.FormatUint(after.TxID, 10), after.Position, limit)

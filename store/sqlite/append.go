@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -24,7 +25,7 @@ const insertChunk = 500
 // each transaction begins IMMEDIATE (see Open), so concurrent appenders wait
 // for their turn instead of failing with SQLITE_BUSY.
 func (s *Store) Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error) {
-	prepared, err := event.PrepareAppend(stream, expected, events)
+	prepared, err := driver.PrepareAppend(stream, expected, events)
 	if err != nil {
 		return event.AppendResult{}, fmt.Errorf("append to stream %s: %w", stream, err)
 	}
@@ -67,7 +68,7 @@ func (s *Store) Committed() { s.Signal() }
 // opened with Open). A failed AppendTx leaves nothing of the append in tx,
 // and tx stays usable. After committing tx, call Committed to wake the relay.
 func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected event.ExpectedVersion, events []event.Event) (event.AppendResult, error) {
-	prepared, err := event.PrepareAppend(stream, expected, events)
+	prepared, err := driver.PrepareAppend(stream, expected, events)
 	if err != nil {
 		return event.AppendResult{}, fmt.Errorf("append to stream %s: %w", stream, err)
 	}
@@ -106,7 +107,7 @@ func (s *Store) appendIn(ctx context.Context, tx *sql.Tx, st stmts, stream strin
 	}
 
 	var current int64
-	var stored map[uuid.UUID]event.StoredAt
+	var stored map[uuid.UUID]driver.StoredAt
 	if len(events) == 1 {
 		// The common case in one statement: the version, and where the
 		// event is stored if it is.
@@ -116,7 +117,7 @@ func (s *Store) appendIn(ctx context.Context, tx *sql.Tx, st stmts, stream strin
 			return fail("read stream version", err)
 		}
 		if storedStream.Valid {
-			stored = map[uuid.UUID]event.StoredAt{events[0].ID: {Stream: storedStream.String, Version: storedVersion.Int64}}
+			stored = map[uuid.UUID]driver.StoredAt{events[0].ID: {Stream: storedStream.String, Version: storedVersion.Int64}}
 		}
 	} else {
 		err := queryRow(ctx, tx, st.streamVer, s.q.streamVersion, stream).Scan(&current)
@@ -128,7 +129,7 @@ func (s *Store) appendIn(ctx context.Context, tx *sql.Tx, st stmts, stream strin
 		}
 	}
 	n := len(events)
-	events, err := event.SkipStored(stream, events, stored)
+	events, err := driver.SkipStored(stream, events, stored)
 	if err != nil {
 		return event.AppendResult{}, err
 	}
@@ -173,8 +174,8 @@ func (s *Store) appendIn(ctx context.Context, tx *sql.Tx, st stmts, stream strin
 }
 
 // storedIDs returns where the events already in the store are.
-func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, events []event.Event) (map[uuid.UUID]event.StoredAt, error) {
-	var stored map[uuid.UUID]event.StoredAt
+func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, events []event.Event) (map[uuid.UUID]driver.StoredAt, error) {
+	var stored map[uuid.UUID]driver.StoredAt
 	for start := 0; start < len(events); start += insertChunk {
 		chunk := events[start:min(start+insertChunk, len(events))]
 		args := make([]any, len(chunk))
@@ -188,7 +189,7 @@ func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, events []event.Event)
 		}
 		for rows.Next() {
 			var id string
-			var at event.StoredAt
+			var at driver.StoredAt
 			if err := rows.Scan(&id, &at.Stream, &at.Version); err != nil {
 				rows.Close()
 				return nil, err
@@ -199,7 +200,7 @@ func (s *Store) storedIDs(ctx context.Context, tx *sql.Tx, events []event.Event)
 				return nil, fmt.Errorf("stored event ID %q: %w", id, err)
 			}
 			if stored == nil {
-				stored = map[uuid.UUID]event.StoredAt{}
+				stored = map[uuid.UUID]driver.StoredAt{}
 			}
 			stored[uid] = at
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cqrskit/cqrskit/driver"
 	"github.com/cqrskit/cqrskit/event"
 )
 
@@ -22,8 +23,8 @@ const loadPageSize = 1000
 // errors.Is(err, event.ErrStreamNotFound); a stream whose last version is
 // below from yields nothing.
 func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[event.Event, error] {
-	if err := event.ValidateLoad(stream, from); err != nil {
-		return event.ErrorSeq(fmt.Errorf("load stream %s: %w", stream, err))
+	if err := driver.ValidateLoad(stream, from); err != nil {
+		return driver.ErrorSeq(fmt.Errorf("load stream %s: %w", stream, err))
 	}
 	return func(yield func(event.Event, error) bool) {
 		first := true
@@ -43,7 +44,7 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) iter.Seq2[e
 					return
 				}
 				if !exists {
-					yield(event.Event{}, event.StreamNotFoundError(stream))
+					yield(event.Event{}, driver.StreamNotFoundError(stream))
 				}
 				return
 			}
@@ -144,7 +145,7 @@ func decodeMetadata(b []byte, m *event.Metadata) error {
 // the last position never skips an event; TxID is always 0 and only the
 // cursor's Position is used.
 func (s *Store) ReadAll(ctx context.Context, after event.Cursor, limit int) ([]event.Event, error) {
-	if err := event.ValidateReadAll(after, limit); err != nil {
+	if err := driver.ValidateReadAll(after, limit); err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx, s.q.readAll, after.Position, limit)
