@@ -14,7 +14,8 @@ import (
 	"github.com/cqrskit/cqrskit/event"
 	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/postgres"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // BenchmarkDrainToJetStream drains a pre-filled PostgreSQL outbox to
@@ -33,7 +34,7 @@ func BenchmarkDrainToJetStream(b *testing.B) {
 	}
 	const batch = 2000
 	ctx := context.Background()
-	pg := testutil.Postgres(b)
+	pg := pgtest.New(b)
 	store, err := postgres.New(pg.DB(), postgres.Config{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
@@ -41,7 +42,7 @@ func BenchmarkDrainToJetStream(b *testing.B) {
 	if err := store.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	url := testutil.NATS(b)
+	url := natstest.URL(b)
 
 	refill := func(b *testing.B) {
 		b.Helper()

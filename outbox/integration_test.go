@@ -21,7 +21,8 @@ import (
 	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/postgres"
 	"github.com/cqrskit/cqrskit/store/sqlite"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // These tests relay real stores to real brokers: SQLite and PostgreSQL,
@@ -45,7 +46,7 @@ func sqliteStore(t *testing.T) *sqlite.Store {
 
 func postgresStore(t *testing.T) *postgres.Store {
 	t.Helper()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	s, err := postgres.New(pg.DB(), postgres.Config{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func crashThenTakeOver(t *testing.T, store outbox.Store, pub outbox.Publisher) {
 
 func TestRelayNATSCrashBetweenPublishAndDelete(t *testing.T) {
 	store := sqliteStore(t)
-	broker := natsBroker(t, testutil.NATS(t))
+	broker := natsBroker(t, natstest.URL(t))
 	got := collect(t, broker, "thing")
 	fill(t, store, 10, 20)
 	crashThenTakeOver(t, store, broker)
@@ -189,7 +190,7 @@ func (p paced) Publish(ctx context.Context, msgs ...messagebus.Message) error {
 
 func TestRelaySurvivesNATSOutage(t *testing.T) {
 	store := sqliteStore(t)
-	srv := testutil.StartNATS(t)
+	srv := natstest.Start(t)
 	// The shutdown cuts the collector's pull short: messages the server
 	// sent it then never arrive and come back only after AckWait (see
 	// "Outages" in natsjs). The default 30s is longer than waitFor's 15s.
@@ -229,7 +230,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 // order and commit in another; the relay must publish every event anyway.
 func TestRelayOutOfOrderCommits(t *testing.T) {
 	store := postgresStore(t)
-	broker := natsBroker(t, testutil.NATS(t))
+	broker := natsBroker(t, natstest.URL(t))
 	got := collect(t, broker, "thing")
 	startRelay(t, outbox.Config{Store: store, Publisher: broker, BatchSize: 10, PollInterval: 5 * time.Millisecond, Logger: quiet})
 
@@ -265,7 +266,7 @@ func TestRelayOutOfOrderCommits(t *testing.T) {
 
 // TestRelayMachineNATS relays PostgreSQL to the machine's NATS server.
 func TestRelayMachineNATS(t *testing.T) {
-	url := testutil.MachineNATS(t)
+	url := natstest.Machine(t)
 	store := postgresStore(t)
 	broker := natsBroker(t, url)
 	got := collect(t, broker, "thing")
@@ -280,7 +281,7 @@ func TestRelayMachineNATS(t *testing.T) {
 // parked in SQLite with the broker's error; the rest is relayed.
 func TestRelayNATSRejectsOversize(t *testing.T) {
 	store := sqliteStore(t)
-	broker := natsBroker(t, testutil.NATS(t))
+	broker := natsBroker(t, natstest.URL(t))
 	got := collect(t, broker, "thing")
 	big := event.Event{StreamType: "thing", Type: "thing.huge", Data: make([]byte, 2<<20)}
 	big.Data[0], big.Data[len(big.Data)-1] = '"', '"'

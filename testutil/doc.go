@@ -1,16 +1,13 @@
-// Package testutil gives tests real infrastructure and aggregate helpers:
+// Package testutil holds test helpers that need no infrastructure:
+// Given/When/Then for aggregates — given past events, when a command, then
+// the new events or an error. No store is involved, so importing it pulls in
+// nothing beyond the standard library and the es package.
 //
-//   - Postgres(t): a fresh, isolated PostgreSQL database per test, dropped at
-//     cleanup. Providers, in order: a server URL in CQRSKIT_TEST_POSTGRES_URL
-//     (a database is created and dropped per test), local initdb/pg_ctl
-//     binaries (an ephemeral server in a temporary directory on a free port),
-//     Testcontainers' Postgres module when a Docker daemon is reachable. When
-//     none is available the test is skipped with one line saying how to point
-//     it at a server, unless CQRSKIT_REQUIRE_POSTGRES=1, which makes it a
-//     failure (CI sets it).
-//   - NATS(t): an in-process NATS server with JetStream, and the machine's
-//     server from CQRSKIT_TEST_NATS_URL, else at nats://127.0.0.1:4222 when
-//     one answers there (MachineNATS).
-//   - Given/When/Then for aggregates: given past events, when a command, then
-//     the new events or an error.
+// Helpers that start real infrastructure live in subpackages, so that a test
+// of pure domain code does not build database drivers or servers:
+//
+//   - [github.com/cqrskit/cqrskit/testutil/pgtest]: a fresh, isolated
+//     PostgreSQL database per test.
+//   - [github.com/cqrskit/cqrskit/testutil/natstest]: an in-process NATS
+//     server with JetStream, or the machine's NATS server.
 package testutil

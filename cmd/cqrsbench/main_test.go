@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // TestRunSQLite runs every scenario end to end, tiny, on SQLite with an
@@ -23,10 +23,10 @@ func TestRunSQLite(t *testing.T) {
 }
 
 // TestRunPostgres is TestRunSQLite on PostgreSQL: the runner creates its
-// scratch databases on the server testutil.Postgres provides.
+// scratch databases on the server pgtest.New provides.
 func TestRunPostgres(t *testing.T) {
 	t.Parallel()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	runAndCheck(t, "-store=postgres", "-postgres-url="+pg.URL)
 }
 

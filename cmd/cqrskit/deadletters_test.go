@@ -19,7 +19,7 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/kafka"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // putDeadLetter stores a dead letter of e's message for handlerName, first
@@ -120,7 +120,7 @@ func subscribe(t testing.TB, b messagebus.Subscriber, d *db, topic, name string,
 func TestDeadLettersReplayNATS(t *testing.T) {
 	forEachKind(t, func(t *testing.T, kind string) {
 		d := newDB(t, kind)
-		natsURL := testutil.NATS(t)
+		natsURL := natstest.URL(t)
 		broker, err := natsjs.New(t.Context(), natsjs.Config{URL: natsURL, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/postgres"
 	"github.com/cqrskit/cqrskit/store/sqlite"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // The tests drive the CLI as a user does: TestMain builds the binary once,
@@ -202,7 +202,7 @@ func emptyDB(t testing.TB, kind string) *db {
 		d.url = "sqlite://" + path
 		d.store = s
 	case "postgres":
-		pg := testutil.Postgres(t)
+		pg := pgtest.New(t)
 		s, err := postgres.New(pg.DB(), postgres.Config{Logger: quiet})
 		if err != nil {
 			t.Fatal(err)

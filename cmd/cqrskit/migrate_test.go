@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 func TestMigrate(t *testing.T) {
@@ -57,7 +57,7 @@ func TestMigrateCreatesSQLiteFile(t *testing.T) {
 
 func TestMigrateSchemaAndPrefix(t *testing.T) {
 	t.Parallel()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	flags := []string{"--db", pg.URL, "--schema", "ops", "--table-prefix", "es_"}
 	r := cli(t, nil, append(flags, "migrate", "up")...).want(t, exitOK)
 	if !strings.Contains(r.stdout, `schema ops, table prefix "es_"`) {

@@ -30,7 +30,7 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
 	"github.com/cqrskit/cqrskit/outbox"
 	"github.com/cqrskit/cqrskit/store/sqlite"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // Environment variables of the fault-model test.
@@ -275,7 +275,7 @@ func run(t *testing.T, p plan) (err error) {
 	var pubBroker outbox.Publisher
 	var subBroker messagebus.Subscriber
 	if p.nats {
-		srv := testutil.NATS(t)
+		srv := natstest.URL(t)
 		name := fmt.Sprintf("FM%d", p.seed)
 		prefix := fmt.Sprintf("fm%d", p.seed)
 		proxy, perr := faultmodel.StartProxy(srv, prefix+".", dice(), p.proxy)

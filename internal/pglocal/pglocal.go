@@ -2,7 +2,7 @@
 
 // Package pglocal finds local PostgreSQL server binaries and the user to run
 // them as, for the helpers that start a private server with initdb and
-// pg_ctl (testutil.Postgres and cqrschaos).
+// pg_ctl (pgtest.New and cqrschaos).
 package pglocal
 
 import (

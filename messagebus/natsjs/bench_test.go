@@ -12,7 +12,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // The two benchmarks publish the same messages (batches of 1,000, 256-byte
@@ -35,7 +35,7 @@ var (
 func benchKey(i int) string { return "product-" + strconv.Itoa(i%100) }
 
 func BenchmarkPublish(b *testing.B) {
-	url := testutil.NATS(b)
+	url := natstest.URL(b)
 	br := newBroker(b, url, natsjs.Config{Logger: slog.New(slog.DiscardHandler)})
 	msgs := make([]messagebus.Message, benchBatch)
 	for i := range msgs {
@@ -56,7 +56,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func BenchmarkRawPublishAsync(b *testing.B) {
-	url := testutil.NATS(b)
+	url := natstest.URL(b)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		b.Fatal(err)
@@ -113,7 +113,7 @@ func BenchmarkPublishKeys(b *testing.B) {
 	servers := []struct {
 		name string
 		url  func(testing.TB) string
-	}{{"inprocess", testutil.NATS}, {"machine", testutil.MachineNATS}}
+	}{{"inprocess", natstest.URL}, {"machine", natstest.Machine}}
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
 			url := srv.url(b)

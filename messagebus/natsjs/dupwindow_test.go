@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // logBuffer collects log output; safe for concurrent use.
@@ -41,7 +41,7 @@ func TestDuplicateWindowNeverLowered(t *testing.T) {
 	for _, srv := range []struct {
 		name string
 		url  func(testing.TB) string
-	}{{"inprocess", testutil.NATS}, {"machine", testutil.MachineNATS}} {
+	}{{"inprocess", natstest.URL}, {"machine", natstest.Machine}} {
 		t.Run(srv.name, func(t *testing.T) {
 			url := srv.url(t)
 			nc, err := nats.Connect(url)

@@ -17,7 +17,7 @@ import (
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/bustest"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // newBroker returns a broker on its own stream and subject prefix, closed
@@ -76,19 +76,19 @@ func contract(t *testing.T, url string, cfg natsjs.Config, orderedRetry bool) {
 }
 
 func TestContractInProcess(t *testing.T) {
-	contract(t, testutil.NATS(t), natsjs.Config{}, true)
+	contract(t, natstest.URL(t), natsjs.Config{}, true)
 }
 
 func TestContractInProcessNakOnError(t *testing.T) {
-	contract(t, testutil.NATS(t), natsjs.Config{NakOnError: true}, false)
+	contract(t, natstest.URL(t), natsjs.Config{NakOnError: true}, false)
 }
 
 func TestContractMachine(t *testing.T) {
-	contract(t, testutil.MachineNATS(t), natsjs.Config{}, true)
+	contract(t, natstest.Machine(t), natsjs.Config{}, true)
 }
 
 func TestOutage(t *testing.T) {
-	srv := testutil.StartNATS(t)
+	srv := natstest.Start(t)
 	b := newBroker(t, srv.URL, natsjs.Config{PublishTimeout: 3 * time.Second})
 	topic := "outage"
 	msg := func(seq int) messagebus.Message {
@@ -149,7 +149,7 @@ func TestSubscriptionAcrossServerRestart(t *testing.T) {
 	// delivering to it for a moment: those messages count as delivered and
 	// never reach the handler, so they come back only after AckWait. The
 	// subscriber must still get every message, once, each key in order.
-	srv := testutil.StartNATS(t)
+	srv := natstest.Start(t)
 	b := newBroker(t, srv.URL, natsjs.Config{AckWait: 2 * time.Second})
 	const keys, perKey = 10, 300
 	var (
@@ -243,7 +243,7 @@ func TestAckSentAfterReconnect(t *testing.T) {
 	// The handler finishes while the server is down: the ack cannot go
 	// out then. It must go out after the restart, or the message comes
 	// back after AckWait although it was handled.
-	srv := testutil.StartNATS(t)
+	srv := natstest.Start(t)
 	b := newBroker(t, srv.URL, natsjs.Config{AckWait: time.Second})
 	got := make(chan messagebus.Delivery, 10)
 	release := make(chan struct{})
@@ -303,7 +303,7 @@ func TestPublishWithoutAck(t *testing.T) {
 	// The stream is gone and a plain subscriber swallows its subjects: the
 	// server is up, but no ack ever comes. Publish must give up at the
 	// context's deadline or at PublishTimeout, whichever comes first.
-	url := testutil.NATS(t)
+	url := natstest.URL(t)
 	b := newBroker(t, url, natsjs.Config{Stream: "NOACK", SubjectPrefix: "noack", PublishTimeout: 700 * time.Millisecond})
 	deleteStream(t, url, "NOACK")
 	nc, err := nats.Connect(url)
@@ -403,7 +403,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestUseExistingStream(t *testing.T) {
-	url := testutil.NATS(t)
+	url := natstest.URL(t)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +464,7 @@ func TestUseExistingStream(t *testing.T) {
 }
 
 func TestSubjectsAndConsumer(t *testing.T) {
-	url := testutil.NATS(t)
+	url := natstest.URL(t)
 	b := newBroker(t, url, natsjs.Config{Stream: "SUBJ", SubjectPrefix: "app"})
 	msgs := []messagebus.Message{
 		{ID: "1", Topic: "product", Key: "product-0190abcd"},
@@ -534,7 +534,7 @@ func TestSubjectsAndConsumer(t *testing.T) {
 func TestKeepAliveHoldsMessagesDuringLongHandler(t *testing.T) {
 	// A handler slower than AckWait must not see its message (or the ones
 	// fetched behind it) redelivered.
-	url := testutil.NATS(t)
+	url := natstest.URL(t)
 	b := newBroker(t, url, natsjs.Config{AckWait: time.Second})
 	var msgs []messagebus.Message
 	for i := range 5 {
@@ -575,7 +575,7 @@ func TestKeepAliveHoldsMessagesDuringLongHandler(t *testing.T) {
 func TestPublishBatchBeyondMaxPending(t *testing.T) {
 	// More messages in one call than the client allows unacknowledged
 	// (4,096): Publish waits for slots instead of failing.
-	url := testutil.NATS(t)
+	url := natstest.URL(t)
 	b := newBroker(t, url, natsjs.Config{Stream: "BIG", SubjectPrefix: "big"})
 	msgs := make([]messagebus.Message, 10_000)
 	for i := range msgs {

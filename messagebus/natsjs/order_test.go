@@ -15,7 +15,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // storedIDs returns the Nats-Msg-Id of every message in stream, per
@@ -55,7 +55,7 @@ func TestKeyOrderAfterRejectionAfterSend(t *testing.T) {
 	for _, srv := range []struct {
 		name string
 		url  func(testing.TB) string
-	}{{"inprocess", testutil.NATS}, {"machine", testutil.MachineNATS}} {
+	}{{"inprocess", natstest.URL}, {"machine", natstest.Machine}} {
 		t.Run(srv.name, func(t *testing.T) {
 			url := srv.url(t)
 			suffix := strings.ReplaceAll(uuid.NewString(), "-", "")[:12]

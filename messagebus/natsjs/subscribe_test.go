@@ -16,12 +16,12 @@ import (
 
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 func TestStopKeepsKeyOrder(t *testing.T) {
-	t.Run("InProcess", func(t *testing.T) { testStopKeepsKeyOrder(t, testutil.NATS(t)) })
-	t.Run("Machine", func(t *testing.T) { testStopKeepsKeyOrder(t, testutil.MachineNATS(t)) })
+	t.Run("InProcess", func(t *testing.T) { testStopKeepsKeyOrder(t, natstest.URL(t)) })
+	t.Run("Machine", func(t *testing.T) { testStopKeepsKeyOrder(t, natstest.Machine(t)) })
 }
 
 // testStopKeepsKeyOrder stops a subscription in the middle of a backlog

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cqrskit/cqrskit/store/sqlite"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // TestMigrateSKUIndexIgnoresCase: migration 2 upper-cases the SKU index
@@ -27,7 +27,7 @@ func TestMigrateSKUIndexIgnoresCase(t *testing.T) {
 				t.Cleanup(func() { store.Close() })
 				db = store.DB()
 			} else {
-				db = testutil.Postgres(t).DB()
+				db = pgtest.New(t).DB()
 			}
 			p, err := migrationProvider(db, dialect, nil)
 			if err != nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/domain"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // atMax is the number of products at the maximum price and stock whose
@@ -20,7 +20,7 @@ const wantValue = "10000000000000000021"
 // TestStatsValueBeyondInt64OnPostgres: the same sum on PostgreSQL, whose
 // SUM of BIGINT is NUMERIC but whose cast back to BIGINT overflowed.
 func TestStatsValueBeyondInt64OnPostgres(t *testing.T) {
-	db := testutil.Postgres(t).DB()
+	db := pgtest.New(t).DB()
 	ctx := context.Background()
 	if err := app.Migrate(ctx, db, app.Postgres, nil); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,8 @@ import (
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/infra"
 	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // service is the sample under test behind one httptest server that
@@ -143,8 +144,8 @@ func embedded(t testing.TB) infra.Config {
 // database and the machine's NATS server, on a stream of the test's own,
 // deleted at the end.
 func postgresNATS(t testing.TB) infra.Config {
-	pg := testutil.Postgres(t)
-	url := testutil.MachineNATS(t)
+	pg := pgtest.New(t)
+	url := natstest.Machine(t)
 	suffix := strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	stream := "SAMPLE_TEST_" + suffix
 	t.Cleanup(func() { deleteStream(t, url, stream) }) // after the service's own cleanup

@@ -11,7 +11,7 @@ import (
 	"github.com/cqrskit/cqrskit/sample/app"
 	"github.com/cqrskit/cqrskit/sample/infra"
 	"github.com/cqrskit/cqrskit/sample/infra/httpapi"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // The split-role tests run the API, the relay and the worker as three
@@ -29,7 +29,7 @@ func TestRolesPostgres(t *testing.T) {
 func TestRolesSQLite(t *testing.T) {
 	t.Parallel()
 	cfg := embedded(t)
-	cfg.NATSURL = testutil.NATS(t)
+	cfg.NATSURL = natstest.URL(t)
 	testRoles(t, cfg)
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrskit/event"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 func TestAdminListStreamsPages(t *testing.T) {
@@ -42,7 +42,7 @@ func TestAdminListStreamsPages(t *testing.T) {
 func TestAdminMigrationStatusOnlyReads(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	s, err := New(pg.DB(), Config{Schema: "admin", TablePrefix: "a_"})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/cqrskit/cqrskit/handler"
 	"github.com/cqrskit/cqrskit/messagebus"
 	"github.com/cqrskit/cqrskit/messagebus/natsjs"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 // A relay outage longer than JetStream's duplicate window: the relay
@@ -29,7 +29,7 @@ func TestRepublishAfterDuplicateWindowTakesEffectOnce(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url := testutil.MachineNATS(t)
+	url := natstest.Machine(t)
 	suffix := strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	stream, prefix := "DEDUPE_"+suffix, "dedupe"+suffix
 	const window = 100 * time.Millisecond

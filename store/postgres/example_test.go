@@ -5,13 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 	"log"
-	"os"
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/cqrskit/cqrskit/event"
+	"github.com/cqrskit/cqrskit/internal/exampletb"
 	"github.com/cqrskit/cqrskit/store/postgres"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // New checks the configuration without touching the database; every
@@ -63,19 +64,29 @@ func ExampleMigrationSQL() {
 }
 
 // AppendTx commits the events, their outbox rows and the application's own
-// write together. (Not run: it needs a server; TestAppendTxCommitsAndRolls
-// BackWithTheCallersWrites does the same against one.)
+// write together. TestAppendTxCommitsAndRollsBackWithTheCallersWrites
+// checks the rollback too.
 func ExampleStore_AppendTx() {
+	// A database of the example's own; a service opens its DATABASE_URL.
+	t := exampletb.New("ExampleStore_AppendTx")
+	defer t.Done()
+	url := pgtest.New(t).URL
+
 	ctx := context.Background()
-	db, err := sql.Open("pgx", os.Getenv("DATABASE_URL"))
+	db, err := sql.Open("pgx", url)
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer db.Close()
 	store, err := postgres.New(db, postgres.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	if err := store.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// The application's own table, beside the store's.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE product_names (id text PRIMARY KEY, name text NOT NULL)`); err != nil {
 		log.Fatal(err)
 	}
 
@@ -97,4 +108,6 @@ func ExampleStore_AppendTx() {
 		log.Fatal(err)
 	}
 	fmt.Println("product-42 at version", res.Version)
+	// Output:
+	// product-42 at version 1
 }

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrskit/outbox"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // storeWithURL returns a migrated store on a fresh database and the
 // database's URL, for Listener.
 func storeWithURL(t testing.TB, cfg Config) (*Store, string) {
 	t.Helper()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	s, err := New(pg.DB(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestLeaderOneHolderAtATime(t *testing.T) {
 
 func TestLeaderKeyedByOutboxTable(t *testing.T) {
 	t.Parallel()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	var leaders []*Leader
 	for _, cfg := range []Config{{}, {TablePrefix: "other_"}, {Schema: "app"}} {
 		s, err := New(pg.DB(), cfg)

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/cqrskit/cqrskit/event"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 var allTables = []string{"streams", "events", "outbox", "snapshots", "processed", "dead_letters", "checkpoints", "relay_leases", "outbox_parked"}
@@ -34,7 +34,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 
 func TestConcurrentMigrate(t *testing.T) {
 	t.Parallel()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	errs := make(chan error, 3)
 	for range 3 {
 		go func() {
@@ -54,7 +54,7 @@ func TestConcurrentMigrate(t *testing.T) {
 
 func TestSchemaAndPrefixVariant(t *testing.T) {
 	t.Parallel()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	ctx := context.Background()
 	// Two stores side by side in one database: a schema with a prefix,
 	// and the defaults.
@@ -116,7 +116,7 @@ func TestMigrationSQLAppliesWithPlainExec(t *testing.T) {
 		if strings.Contains(sqlText, "{{") {
 			t.Fatalf("MigrationSQL has unrendered template actions:\n%s", sqlText)
 		}
-		pg := testutil.Postgres(t)
+		pg := pgtest.New(t)
 		for i := range 2 { // idempotent
 			if _, err := pg.DB().Exec(sqlText); err != nil {
 				t.Fatalf("exec MigrationSQL(%+v), run %d: %v", cfg, i+1, err)
@@ -145,7 +145,7 @@ func TestMigrationSQLAppliesWithPlainExec(t *testing.T) {
 
 func TestMissingSchemaSaysMigrate(t *testing.T) {
 	t.Parallel()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	s, err := New(pg.DB(), Config{})
 	if err != nil {
 		t.Fatal(err)

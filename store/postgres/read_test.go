@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/cqrskit/cqrskit/event"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // hiddenConn is a pgx stdlib connection that does not show itself as one,
@@ -37,7 +37,7 @@ func (hiddenConnector) Driver() driver.Driver { return stdlib.GetDefaultDriver()
 // and an empty payload.
 func TestLoadAndReadAllSameThroughPgxAndDatabaseSQL(t *testing.T) {
 	ctx := context.Background()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	native, err := New(pg.DB(), Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrskit/event"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 // newStore returns a migrated store on a fresh database.
 func newStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
-	pg := testutil.Postgres(t)
+	pg := pgtest.New(t)
 	s, err := New(pg.DB(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cqrskit/cqrskit/event"
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/pgtest"
 )
 
 func TestAppendAndLoad(t *testing.T) {
@@ -507,7 +507,7 @@ func TestReadAllIgnoresTransactionsOfOtherDatabases(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, Config{})
 	ctx := context.Background()
-	other := testutil.Postgres(t)
+	other := pgtest.New(t)
 	tx, err := other.DB().BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

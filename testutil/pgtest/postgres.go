@@ -1,4 +1,4 @@
-package testutil
+package pgtest
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 )
 
-// Environment variables read by Postgres.
+// Environment variables read by New.
 const (
 	// EnvPostgresURL names a server to create test databases on, as a URL
 	// whose user may CREATE DATABASE, for example
@@ -34,8 +34,8 @@ const (
 // against one server whose max_connections is shared.
 const maxTestConns = 10
 
-// PG is one test's own PostgreSQL database.
-type PG struct {
+// Database is one test's own PostgreSQL database.
+type Database struct {
 	// URL connects to the test's database.
 	URL string
 	// Name is the database's name.
@@ -47,9 +47,9 @@ type PG struct {
 // DB returns a pool on the test's database, opened with pgx's database/sql
 // driver and closed at cleanup. It holds at most 10 connections; call
 // SetMaxOpenConns for more.
-func (p *PG) DB() *sql.DB { return p.db }
+func (p *Database) DB() *sql.DB { return p.db }
 
-// Postgres returns a fresh, empty database for the test, dropped at cleanup
+// New returns a fresh, empty database for the test, dropped at cleanup
 // after its connections are terminated.
 //
 // The server comes from the first provider that works:
@@ -67,7 +67,7 @@ func (p *PG) DB() *sql.DB { return p.db }
 //     exits.
 //
 // If none works the test is skipped, or fails when CQRSKIT_REQUIRE_POSTGRES=1.
-func Postgres(t testing.TB) *PG {
+func New(t testing.TB) *Database {
 	t.Helper()
 	return postgresFrom(t, defaultProviders)
 }
@@ -83,7 +83,7 @@ var defaultProviders = []provider{
 	{"testcontainers", containerServer},
 }
 
-func postgresFrom(t testing.TB, providers []provider) *PG {
+func postgresFrom(t testing.TB, providers []provider) *Database {
 	t.Helper()
 	if u := os.Getenv(EnvPostgresURL); u != "" {
 		return postgresOn(t, u)
@@ -97,7 +97,7 @@ func postgresFrom(t testing.TB, providers []provider) *PG {
 		reasons = append(reasons, fmt.Sprintf("  %s: %v", p.name, err))
 	}
 	if os.Getenv(EnvRequirePostgres) == "1" {
-		t.Fatalf("testutil.Postgres: no PostgreSQL available and %s=1:\n%s", EnvRequirePostgres, strings.Join(reasons, "\n"))
+		t.Fatalf("pgtest.New: no PostgreSQL available and %s=1:\n%s", EnvRequirePostgres, strings.Join(reasons, "\n"))
 		return nil
 	}
 	t.Skipf("no PostgreSQL: set %s=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable (or %s=1 to see why initdb/Docker were unusable)",
@@ -106,46 +106,46 @@ func postgresFrom(t testing.TB, providers []provider) *PG {
 }
 
 // postgresOn creates a database for t on the server at serverURL.
-func postgresOn(t testing.TB, serverURL string) *PG {
+func postgresOn(t testing.TB, serverURL string) *Database {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	admin, err := adminDB(serverURL)
 	if err != nil {
-		t.Fatalf("testutil.Postgres: %v", err)
+		t.Fatalf("pgtest.New: %v", err)
 	}
 	if _, done := swept.LoadOrStore(serverURL, struct{}{}); !done {
 		sweepStale(ctx, admin)
 	}
 	name := databaseName(t.Name())
 	if err := createDatabase(ctx, admin, name); err != nil {
-		t.Fatalf("testutil.Postgres: create database %s on %s: %v", name, redact(serverURL), err)
+		t.Fatalf("pgtest.New: create database %s on %s: %v", name, redact(serverURL), err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := dropDatabase(ctx, admin, name); err != nil {
-			t.Errorf("testutil.Postgres: drop database %s: %v", name, err)
+			t.Errorf("pgtest.New: drop database %s: %v", name, err)
 		}
 	})
 
 	dbURL, err := withDatabase(serverURL, name)
 	if err != nil {
-		t.Fatalf("testutil.Postgres: %v", err)
+		t.Fatalf("pgtest.New: %v", err)
 	}
 	db, err := sql.Open("pgx", dbURL)
 	if err != nil {
-		t.Fatalf("testutil.Postgres: open %s: %v", name, err)
+		t.Fatalf("pgtest.New: open %s: %v", name, err)
 	}
 	db.SetMaxOpenConns(maxTestConns)
 	db.SetMaxIdleConns(maxTestConns)
 	// Registered after the drop, so it runs first.
 	t.Cleanup(func() { _ = db.Close() })
 	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("testutil.Postgres: connect to %s: %v", name, err)
+		t.Fatalf("pgtest.New: connect to %s: %v", name, err)
 	}
-	return &PG{URL: dbURL, Name: name, db: db}
+	return &Database{URL: dbURL, Name: name, db: db}
 }
 
 var admins struct {
@@ -237,7 +237,7 @@ const staleAfter = 2 * time.Hour
 var swept sync.Map // server URL -> struct{}
 
 // sweepStale drops test databases left behind by test processes that
-// died, judged by the time in their name; Postgres runs it once per server
+// died, judged by the time in their name; New runs it once per server
 // and process. A database still connected to is kept: DROP without FORCE
 // refuses it.
 func sweepStale(ctx context.Context, admin *sql.DB) {

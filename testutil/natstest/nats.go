@@ -1,4 +1,4 @@
-package testutil
+package natstest
 
 import (
 	"fmt"
@@ -13,21 +13,21 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// Environment variables read by MachineNATS.
+// Environment variables read by Machine.
 const (
 	// EnvNATSURL names the machine's NATS server with JetStream, for
-	// example nats://127.0.0.1:4222. Unset, DefaultMachineNATSURL is tried.
+	// example nats://127.0.0.1:4222. Unset, DefaultMachineURL is tried.
 	EnvNATSURL = "CQRSKIT_TEST_NATS_URL"
 	// EnvRequireNATS=1 turns a missing machine NATS server from a skip
 	// into a failure. CI sets it.
 	EnvRequireNATS = "CQRSKIT_REQUIRE_NATS"
 )
 
-// NATSServer is an in-process NATS server with JetStream (file storage),
+// Server is an in-process NATS server with JetStream (file storage),
 // private to one test. Shutdown and Restart simulate an outage: the server
 // comes back on the same port with the same store, so clients reconnect
 // and stored messages survive.
-type NATSServer struct {
+type Server struct {
 	// URL is the client URL, for example nats://127.0.0.1:41234.
 	URL string
 
@@ -39,22 +39,22 @@ type NATSServer struct {
 	srv *server.Server // nil while shut down
 }
 
-// NATS starts an in-process NATS server with JetStream for the test and
+// URL starts an in-process NATS server with JetStream for the test and
 // returns its URL. The server stores in a directory under t.TempDir,
 // listens on a random port and is shut down at cleanup.
-func NATS(t testing.TB) string {
+func URL(t testing.TB) string {
 	t.Helper()
-	return StartNATS(t).URL
+	return Start(t).URL
 }
 
-// StartNATS is NATS, returning the server so the test can stop and restart
+// Start is URL, returning the server so the test can stop and restart
 // it.
-func StartNATS(t testing.TB) *NATSServer {
+func Start(t testing.TB) *Server {
 	t.Helper()
-	n := &NATSServer{t: t, storeDir: t.TempDir()}
+	n := &Server{t: t, storeDir: t.TempDir()}
 	srv, err := n.start(-1)
 	if err != nil {
-		t.Fatalf("testutil: start in-process NATS server: %v", err)
+		t.Fatalf("natstest: start in-process NATS server: %v", err)
 	}
 	n.srv = srv
 	n.port = srv.Addr().(*net.TCPAddr).Port
@@ -63,7 +63,7 @@ func StartNATS(t testing.TB) *NATSServer {
 	return n
 }
 
-func (n *NATSServer) start(port int) (*server.Server, error) {
+func (n *Server) start(port int) (*server.Server, error) {
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "cqrskit-test",
 		Host:       "127.0.0.1",
@@ -86,7 +86,7 @@ func (n *NATSServer) start(port int) (*server.Server, error) {
 
 // Shutdown stops the server and waits until it is down. Clients see a
 // disconnect and start reconnecting. Calling it again is a no-op.
-func (n *NATSServer) Shutdown() {
+func (n *Server) Shutdown() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.srv == nil {
@@ -100,7 +100,7 @@ func (n *NATSServer) Shutdown() {
 // Restart starts the server again on the same port with the same store
 // directory; a running server is shut down first. The test fails if the
 // server does not come back.
-func (n *NATSServer) Restart() {
+func (n *Server) Restart() {
 	n.t.Helper()
 	n.Shutdown()
 	n.mu.Lock()
@@ -114,32 +114,32 @@ func (n *NATSServer) Restart() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	n.t.Fatalf("testutil: restart NATS server on port %d: %v", n.port, err)
+	n.t.Fatalf("natstest: restart NATS server on port %d: %v", n.port, err)
 }
 
 // Running reports whether the server is up.
-func (n *NATSServer) Running() bool {
+func (n *Server) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.srv != nil
 }
 
-// DefaultMachineNATSURL is where MachineNATS looks for a NATS server when
+// DefaultMachineURL is where Machine looks for a NATS server when
 // CQRSKIT_TEST_NATS_URL is not set: the default client port on loopback.
-const DefaultMachineNATSURL = "nats://127.0.0.1:4222"
+const DefaultMachineURL = "nats://127.0.0.1:4222"
 
 // natsProbeTimeout bounds the look for a server at the default address,
 // which a test without one pays once.
 const natsProbeTimeout = 500 * time.Millisecond
 
-// MachineNATS returns the URL of the machine's NATS server with JetStream:
-// CQRSKIT_TEST_NATS_URL, or else DefaultMachineNATSURL when a NATS server
+// Machine returns the URL of the machine's NATS server with JetStream:
+// CQRSKIT_TEST_NATS_URL, or else DefaultMachineURL when a NATS server
 // answers there. With neither the test is skipped, with a one-line reason,
 // or fails when CQRSKIT_REQUIRE_NATS=1. Tests sharing that server must use
 // their own stream and subject names and delete what they create.
-func MachineNATS(t testing.TB) string {
+func Machine(t testing.TB) string {
 	t.Helper()
-	return machineNATS(t, os.Getenv, DefaultMachineNATSURL)
+	return machineNATS(t, os.Getenv, DefaultMachineURL)
 }
 
 func machineNATS(t testing.TB, getenv func(string) string, defaultURL string) string {
@@ -149,7 +149,7 @@ func machineNATS(t testing.TB, getenv func(string) string, defaultURL string) st
 		return u
 	}
 	if getenv(EnvRequireNATS) == "1" {
-		t.Fatalf("testutil: %s=1 but no NATS server: %v; start one or set %s", EnvRequireNATS, err, EnvNATSURL)
+		t.Fatalf("natstest: %s=1 but no NATS server: %v; start one or set %s", EnvRequireNATS, err, EnvNATSURL)
 		return ""
 	}
 	t.Skipf("skipped: needs the machine's NATS server with JetStream, but %v; start one there or set %s=nats://host:port", err, EnvNATSURL)

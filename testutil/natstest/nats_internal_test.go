@@ -1,4 +1,4 @@
-package testutil
+package natstest
 
 import (
 	"fmt"
@@ -136,7 +136,7 @@ func TestMachineNATSWithoutServer(t *testing.T) {
 }
 
 func TestMachineNATSFindsDefaultServer(t *testing.T) {
-	srv := StartNATS(t)
+	srv := Start(t)
 	f := &natsTB{T: t}
 	if got := machineNATS(f, env(nil), srv.URL); got != srv.URL {
 		t.Fatalf("machineNATS = %q (skip %q), want the server at %s", got, f.skipped, srv.URL)

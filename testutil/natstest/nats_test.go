@@ -1,4 +1,4 @@
-package testutil_test
+package natstest_test
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cqrskit/cqrskit/testutil"
+	"github.com/cqrskit/cqrskit/testutil/natstest"
 )
 
 func TestNATSRestartKeepsPortAndStore(t *testing.T) {
-	srv := testutil.StartNATS(t)
+	srv := natstest.Start(t)
 	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestNATSRestartKeepsPortAndStore(t *testing.T) {
 }
 
 func TestNATSURL(t *testing.T) {
-	u := testutil.NATS(t)
+	u := natstest.URL(t)
 	nc, err := nats.Connect(u)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", u, err)
@@ -76,7 +76,7 @@ func TestNATSURL(t *testing.T) {
 }
 
 func TestMachineNATS(t *testing.T) {
-	u := testutil.MachineNATS(t)
+	u := natstest.Machine(t)
 	nc, err := nats.Connect(u, nats.Timeout(5*time.Second))
 	if err != nil {
 		t.Fatalf("connect to %s: %v", u, err)

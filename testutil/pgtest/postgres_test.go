@@ -1,4 +1,4 @@
-package testutil
+package pgtest
 
 import (
 	"context"
@@ -17,11 +17,11 @@ import (
 
 func TestPostgresGivesFreshIsolatedDatabases(t *testing.T) {
 	t.Parallel()
-	a, b := Postgres(t), Postgres(t)
+	a, b := New(t), New(t)
 	if a.Name == b.Name || a.URL == b.URL {
 		t.Fatalf("two calls gave the same database %s", a.Name)
 	}
-	for _, pg := range []*PG{a, b} {
+	for _, pg := range []*Database{a, b} {
 		if n := countUserTables(t, pg.DB()); n != 0 {
 			t.Errorf("database %s is not empty: %d tables", pg.Name, n)
 		}
@@ -47,7 +47,7 @@ func TestPostgresDropsTheDatabaseAtCleanup(t *testing.T) {
 	t.Parallel()
 	var name, serverURL string
 	t.Run("inner", func(t *testing.T) {
-		pg := Postgres(t)
+		pg := New(t)
 		name = pg.Name
 		serverURL = strings.Replace(pg.URL, "/"+pg.Name, "/postgres", 1)
 		// A connection outside the pool must not block the drop.
@@ -167,7 +167,7 @@ func countUserTables(t *testing.T, db *sql.DB) int {
 	return n
 }
 
-// fakeTB records how Postgres gave up.
+// fakeTB records how New gave up.
 type fakeTB struct {
 	*testing.T
 	skipped, fatal string
@@ -218,7 +218,7 @@ func TestPostgresWithoutAnyProvider(t *testing.T) {
 
 func TestSweepStaleDropsOldTestDatabases(t *testing.T) {
 	t.Parallel()
-	pg := Postgres(t) // a server, and sweeps done for this process
+	pg := New(t) // a server, and sweeps done for this process
 	serverURL := strings.Replace(pg.URL, "/"+pg.Name, "/postgres", 1)
 	admin, err := adminDB(serverURL)
 	if err != nil {
