@@ -95,6 +95,9 @@ type tailOptions struct {
 // is not an error.
 func (a *app) tail(ctx context.Context, b backend, cur event.Cursor, o tailOptions) error {
 	enc := json.NewEncoder(a.stdout) // one object per line
+	if o.follow {
+		fmt.Fprintf(a.stderr, "following from %s (Ctrl-C stops)\n", formatCursor(cur))
+	}
 	printed := 0
 	for o.limit == 0 || printed < o.limit {
 		n := o.batch

@@ -71,7 +71,7 @@ func TestEventsTail(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, binary, d.flag, "events", "tail", "--follow", "--from", "end", "--poll", "50ms", "-o", "json")
 		cmd.Env = cliEnv()
-		var stderr strings.Builder
+		var stderr syncBuffer
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -88,7 +88,7 @@ func TestEventsTail(t *testing.T) {
 			}
 			close(lines)
 		}()
-		time.Sleep(300 * time.Millisecond) // let it take its start cursor
+		waitForOutput(t, &stderr, "following from ", cmd.Args[1:]) // it has its start cursor
 		fresh := d.appendEvents(t, "product-c", 2)
 		// In PostgreSQL --from end starts at the oldest running transaction
 		// on the server, so events committed just before may show too;

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,8 +76,43 @@ func cli(t testing.TB, env []string, args ...string) result {
 // running is the binary running in the background.
 type running struct {
 	cmd            *exec.Cmd
-	stdout, stderr bytes.Buffer
+	stdout, stderr syncBuffer
 	cancel         context.CancelFunc
+}
+
+// syncBuffer is a bytes.Buffer a test may read while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until the process has written want to buf, failing the
+// test after a minute.
+func (r *running) waitFor(t testing.TB, buf *syncBuffer, want string) {
+	t.Helper()
+	waitForOutput(t, buf, want, r.cmd.Args[1:])
+}
+
+func waitForOutput(t testing.TB, buf *syncBuffer, want string, args []string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(buf.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("cqrskit %v did not print %q; it printed:\n%s", args, want, buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // startCLI starts the binary with args; wait for its result.

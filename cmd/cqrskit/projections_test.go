@@ -96,7 +96,7 @@ func TestProjections(t *testing.T) {
 		// running projection applies everything again, once. It notices
 		// the reset at its next batch: live traffic brings one.
 		rebuild := startCLI(t, d.flag, "projections", "rebuild", "counter", "--reset-sql", "UPDATE read_count SET n = 0", "--poll", "20ms", "--timeout", "30s", "-o", "json")
-		time.Sleep(200 * time.Millisecond)
+		rebuild.waitFor(t, &rebuild.stderr, "projection counter: reset;")
 		d.appendEvents(t, "product-live", 1)
 		r := rebuild.wait(t).want(t, exitOK)
 		var res rebuildResult

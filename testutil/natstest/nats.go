@@ -37,7 +37,38 @@ type Server struct {
 
 	mu  sync.Mutex
 	srv *server.Server // nil while shut down
+	log *testLogger
 }
+
+// testLogger reports the server's warnings and errors in the test log,
+// so a failed stream create or a storage error names its cause. It goes
+// quiet once the test's cleanup has shut the server down.
+type testLogger struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (l *testLogger) logf(level, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Logf("nats-server %s: %s", level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (l *testLogger) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done = true
+}
+
+func (l *testLogger) Noticef(string, ...any)         {}
+func (l *testLogger) Debugf(string, ...any)          {}
+func (l *testLogger) Tracef(string, ...any)          {}
+func (l *testLogger) Warnf(format string, v ...any)  { l.logf("warning", format, v...) }
+func (l *testLogger) Errorf(format string, v ...any) { l.logf("error", format, v...) }
+func (l *testLogger) Fatalf(format string, v ...any) { l.logf("fatal", format, v...) }
 
 // URL starts an in-process NATS server with JetStream for the test and
 // returns its URL. The server stores in a directory under t.TempDir,
@@ -51,7 +82,7 @@ func URL(t testing.TB) string {
 // it.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	n := &Server{t: t, storeDir: t.TempDir()}
+	n := &Server{t: t, storeDir: t.TempDir(), log: &testLogger{t: t}}
 	srv, err := n.start(-1)
 	if err != nil {
 		t.Fatalf("natstest: start in-process NATS server: %v", err)
@@ -59,7 +90,10 @@ func Start(t testing.TB) *Server {
 	n.srv = srv
 	n.port = srv.Addr().(*net.TCPAddr).Port
 	n.URL = fmt.Sprintf("nats://127.0.0.1:%d", n.port)
-	t.Cleanup(n.Shutdown)
+	t.Cleanup(func() {
+		n.Shutdown()
+		n.log.stop()
+	})
 	return n
 }
 
@@ -76,6 +110,7 @@ func (n *Server) start(port int) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	srv.SetLogger(n.log, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
