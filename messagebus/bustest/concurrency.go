@@ -79,21 +79,32 @@ func (s *suite) testConcurrencyBlockedKey(t *testing.T) {
 	for i := range 8 {
 		ks = append(ks, fmt.Sprintf("stream-%d", i))
 	}
-	msgs := messages(tp, ks, len(ks)*2)
+	msgs := messages(tp, ks, len(ks)*10)
 	publish(t, b, msgs...) // before subscribing: one fetch holds them all
+	// Until the first key's first message is in the handler, each other
+	// message waits for it a little: a busy machine, or a broker that
+	// hands out partitions in any order, must not run them all before it
+	// and hide the overlap. The wait is short, because a message of
+	// another key may be ahead of it in its lane.
 	var inFirst atomic.Bool
-	overlapped := make(chan struct{})
-	var once sync.Once
+	started, overlapped := make(chan struct{}), make(chan struct{})
+	var startOnce, overlapOnce sync.Once
 	r := newRecorder()
 	s.subscribe(t, b, tp, "g1", r.handler(func(d messagebus.Delivery) error {
 		if d.Key != ks[0] {
+			select {
+			case <-started:
+			case <-overlapped:
+			case <-time.After(50 * time.Millisecond):
+			}
 			if inFirst.Load() {
-				once.Do(func() { close(overlapped) })
+				overlapOnce.Do(func() { close(overlapped) })
 			}
 			return nil
 		}
 		if d.Headers["Seq"] == "0" {
 			inFirst.Store(true)
+			startOnce.Do(func() { close(started) })
 			defer inFirst.Store(false)
 			select {
 			case <-overlapped:
