@@ -66,7 +66,7 @@ func testApplyFails(t *testing.T, h Harness) {
 			}
 			return nil
 		}})
-	n, err := p.CatchUp(ctx)
+	n, err := catchUp(ctx, p, 58)
 	if err == nil || !strings.Contains(err.Error(), "cannot apply this one") || !strings.Contains(err.Error(), bad.ID.String()) {
 		t.Fatalf("CatchUp: %v; want the apply error naming the event", err)
 	}
@@ -80,11 +80,11 @@ func testApplyFails(t *testing.T, h Harness) {
 		t.Errorf("Status: %+v, %v; want the checkpoint after the last good event", st, err)
 	}
 	// Again: it stops at the same event.
-	if n, err := p.CatchUp(ctx); err == nil || n != 0 {
+	if n, err := catchUp(ctx, p, 1); err == nil || n != 0 {
 		t.Errorf("CatchUp again: %d, %v; want 0 and the error", n, err)
 	}
 	broken.Store(false)
-	if n, err := p.CatchUp(ctx); err != nil || n != 43 {
+	if n, err := catchUp(ctx, p, 43); err != nil || n != 43 {
 		t.Fatalf("CatchUp after the fix: %d, %v; want 43", n, err)
 	}
 	if d := diff(rm.rows(t), replay(t, h.Events)); d != "" {
@@ -103,10 +103,10 @@ func testApplyPanics(t *testing.T, h Harness) {
 			}
 			return nil
 		}})
-	if _, err := p.CatchUp(ctx); err == nil || !strings.Contains(err.Error(), "panicked") {
+	if _, err := catchUp(ctx, p, 1); err == nil || !strings.Contains(err.Error(), "panicked") {
 		t.Fatalf("CatchUp with a panicking Apply: %v; want an error", err)
 	}
-	if n, err := p.CatchUp(ctx); err != nil || n != 3 {
+	if n, err := catchUp(ctx, p, 3); err != nil || n != 3 {
 		t.Fatalf("CatchUp after the panic: %d, %v; want 3", n, err)
 	}
 }
@@ -184,7 +184,7 @@ func testApplyBatch(t *testing.T, h Harness) {
 			}
 			return nil
 		}})
-	if n, err := p.CatchUp(ctx); err != nil || n != 365 {
+	if n, err := catchUp(ctx, p, 365); err != nil || n != 365 {
 		t.Fatalf("CatchUp: %d, %v; want 365", n, err)
 	}
 	if c := calls.Load(); c != 8 {
@@ -222,7 +222,7 @@ func testApplyBatchFallback(t *testing.T, h Harness) {
 			}
 			return nil
 		}})
-	n, err := p.CatchUp(ctx)
+	n, err := catchUp(ctx, p, 12)
 	if err == nil || !strings.Contains(err.Error(), "apply batch") || !strings.Contains(err.Error(), bad.ID.String()) {
 		t.Fatalf("CatchUp: %v; want the batch error and the per-event error naming the bad event", err)
 	}

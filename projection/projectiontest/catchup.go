@@ -21,7 +21,7 @@ func testCatchUp(t *testing.T, h Harness) {
 	}
 	p := newProjection(t, projection.Config{Name: "catchup", Events: h.Events, Checkpoints: h.Checkpoints,
 		Apply: rm.apply, BatchSize: 100})
-	n, err := p.CatchUp(ctx)
+	n, err := catchUp(ctx, p, 1135)
 	if err != nil || n != 1135 {
 		t.Fatalf("CatchUp: %d, %v; want 1135", n, err)
 	}
@@ -48,7 +48,7 @@ func testCatchUp(t *testing.T, h Harness) {
 	}
 	// A new Projection value continues from the stored checkpoint.
 	p2 := newProjection(t, projection.Config{Name: "catchup", Events: h.Events, Checkpoints: h.Checkpoints, Apply: rm.apply})
-	if n, err := p2.CatchUp(ctx); err != nil || n != 5 {
+	if n, err := catchUp(ctx, p2, 5); err != nil || n != 5 {
 		t.Errorf("CatchUp of a second Projection: %d, %v; want 5", n, err)
 	}
 }
